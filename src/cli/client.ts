@@ -1,0 +1,95 @@
+import { fetchPeerList, MAX_REPLY_BYTES } from '../client/fetch-peer-list';
+import { runClientDaemon } from '../client/daemon';
+import { sendProbeDatagrams } from '../client/punch';
+import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
+import { DEFAULT_SERVER_PORT } from '../fang/server';
+import { WgCommandDriver } from '../wireguard/wg-command-driver';
+import {
+  LOGGING_OPTIONS,
+  loggerFromFlags,
+  parseAddressAndPort,
+  parseCommandArgs,
+  parseDuration,
+  parseInteger,
+  parseInterfaceName,
+  requireString,
+  shutdownSignal,
+} from './options';
+
+export const DEFAULT_INTERVAL = '30s';
+export const DEFAULT_KEEPALIVE_SECONDS = 25;
+export const DEFAULT_TIMEOUT = '5s';
+/**
+ * A peer heard from within this many seconds keeps its endpoint. WireGuard
+ * rekeys every 120 s while traffic flows and drops a session after 180 s, so
+ * a handshake younger than that means the current endpoint works.
+ */
+export const FLOWING_WITHIN_SECONDS = 180;
+
+export const CLIENT_HELP = `Usage: snakebite client --interface IF --server IP[:PORT] [options]
+
+Runs on a peer: asks the fang, inside the tunnel, for the other peers'
+endpoints and applies them to IF, so that peers behind NATs reach each other
+directly. Never changes the fang peer, never removes a peer, never re-points a
+peer whose traffic is flowing. Runs as a daemon unless --once is given.
+
+  -i, --interface IF     this peer's WireGuard interface (e.g. wg0)
+  -s, --server IP[:PORT] the fang server's overlay address; PORT defaults to ${DEFAULT_SERVER_PORT}
+      --once             sync one time and exit (for wg-quick PostUp)
+      --interval DUR     time between refreshes as a daemon (default ${DEFAULT_INTERVAL})
+      --keepalive SECS   persistent keepalive set on peers it adds or re-points (default ${DEFAULT_KEEPALIVE_SECONDS})
+      --timeout DUR      deadline for one request to the fang (default ${DEFAULT_TIMEOUT})
+      --dry-run          log the plan, change nothing
+      --log-level LEVEL  debug, info, warn or error (default info)
+      --log-format FMT   text or json (default text)
+  -h, --help             show this help
+
+Durations: 30s, 500ms, 2m; a bare number is seconds.
+Exit codes: 0 success (or daemon stopped by SIGINT/SIGTERM), 1 failure, 2 bad usage.
+`;
+
+export async function clientCommand(argv: string[]): Promise<number> {
+  const values = parseCommandArgs('client', argv, {
+    ...LOGGING_OPTIONS,
+    interface: { type: 'string', short: 'i' },
+    server: { type: 'string', short: 's' },
+    once: { type: 'boolean', default: false },
+    interval: { type: 'string', default: DEFAULT_INTERVAL },
+    keepalive: { type: 'string', default: String(DEFAULT_KEEPALIVE_SECONDS) },
+    timeout: { type: 'string', default: DEFAULT_TIMEOUT },
+    'dry-run': { type: 'boolean', default: false },
+  });
+  if (values.help) {
+    process.stdout.write(CLIENT_HELP);
+    return 0;
+  }
+  const interfaceName = parseInterfaceName('client', values.interface);
+  const server = parseAddressAndPort('client', 'server', requireString('client', 'server', values.server), DEFAULT_SERVER_PORT);
+  const intervalMs = parseDuration('client', 'interval', values.interval, 1000, 3_600_000);
+  const keepaliveSeconds = parseInteger('client', 'keepalive', values.keepalive, 1, 65535);
+  const timeoutMs = parseDuration('client', 'timeout', values.timeout, 100, 120_000);
+  const logger = loggerFromFlags('client', values).child({ interface: interfaceName });
+
+  const deps: SyncDeps = {
+    driver: new WgCommandDriver(interfaceName),
+    fetchPeerList: () => fetchPeerList({ server: server.address, port: server.port, timeoutMs, maxBytes: MAX_REPLY_BYTES }),
+    triggerHandshakes: sendProbeDatagrams,
+    logger,
+    clock: () => new Date(),
+  };
+  const options: SyncOptions = {
+    serverAddress: server.address,
+    keepaliveSeconds,
+    flowingWithinSeconds: FLOWING_WITHIN_SECONDS,
+    dryRun: values['dry-run'],
+  };
+  if (values.once) {
+    const result = await syncOnce(deps, options);
+    logger.info('sync-once-done', { changes: result.plan.changes.length, refused: result.rejected.length + result.plan.skipped.filter((s) => s.severity === 'refused').length });
+    return 0;
+  }
+  logger.info('client-started', { server: `${values.server}`, intervalMs, keepalive: keepaliveSeconds });
+  await runClientDaemon(deps, { ...options, intervalMs, signal: shutdownSignal(logger) });
+  logger.info('client-stopped');
+  return 0;
+}

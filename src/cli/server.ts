@@ -1,0 +1,46 @@
+import { assertListenAddressOnInterface } from '../fang/listen-address';
+import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
+import { WgCommandDriver } from '../wireguard/wg-command-driver';
+import { LOGGING_OPTIONS, loggerFromFlags, parseAddressAndPort, parseCommandArgs, parseInterfaceName, requireString, shutdownSignal } from './options';
+
+export const SERVER_HELP = `Usage: snakebite server --interface IF --listen IP[:PORT] [options]
+
+Runs on the fang: serves the peer list to WireGuard peers, inside the tunnel.
+Answers only on IP, which must be an address of IF; a request is answered only
+when its source address lies in a peer's AllowedIPs (that peer is the asker).
+
+  -i, --interface IF     the fang's WireGuard interface (e.g. wg0)
+  -l, --listen IP[:PORT] an address of IF to serve on; PORT defaults to ${DEFAULT_SERVER_PORT} (TCP)
+      --log-level LEVEL  debug, info, warn or error (default info)
+      --log-format FMT   text or json (default text)
+  -h, --help             show this help
+
+Endpoints: GET /v1/peers (JSON), GET /v1/peers.txt ("<public-key> <endpoint>" lines).
+Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failed to start, 2 bad usage.
+`;
+
+export async function serverCommand(argv: string[]): Promise<number> {
+  const values = parseCommandArgs('server', argv, {
+    ...LOGGING_OPTIONS,
+    interface: { type: 'string', short: 'i' },
+    listen: { type: 'string', short: 'l' },
+  });
+  if (values.help) {
+    process.stdout.write(SERVER_HELP);
+    return 0;
+  }
+  const interfaceName = parseInterfaceName('server', values.interface);
+  const listen = parseAddressAndPort('server', 'listen', requireString('server', 'listen', values.listen), DEFAULT_SERVER_PORT);
+  const logger = loggerFromFlags('server', values);
+
+  const driver = new WgCommandDriver(interfaceName);
+  // Fail at start, not at the first request, when the interface or wg is missing.
+  await driver.readDevice();
+  assertListenAddressOnInterface(interfaceName, listen.address);
+  const signal = shutdownSignal(logger);
+  const server = await startFangServer({ driver, listenAddress: listen.address, port: listen.port, logger });
+  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  await server.close();
+  logger.info('server-stopped', { interface: interfaceName });
+  return 0;
+}

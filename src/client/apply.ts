@@ -1,0 +1,14 @@
+import type { Plan } from '../plan/plan';
+import type { WireGuardDriver } from '../wireguard/driver';
+import type { HandshakeTrigger } from './punch';
+
+/**
+ * Carries a plan out: every change in one driver call (`wg` parses every
+ * argument before it changes anything), then one probe per changed peer so
+ * both sides start punching at once.
+ */
+export async function applyPlan(driver: WireGuardDriver, plan: Plan, triggerHandshakes: HandshakeTrigger): Promise<void> {
+  if (plan.changes.length === 0) return;
+  await driver.applyPeerChanges(plan.changes);
+  await triggerHandshakes(plan.changes.flatMap((change) => (change.probeAddress ? [change.probeAddress] : [])));
+}

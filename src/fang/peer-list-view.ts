@@ -1,0 +1,39 @@
+import { longestMatch, type IpAddress } from '../ip/address';
+import { PEER_LIST_VERSION, type PeerList } from '../peer-list/peer-list';
+import type { DeviceState, PeerState } from '../wireguard/device-state';
+
+/**
+ * The peer that sent a packet from `source` through the tunnel. WireGuard only
+ * accepts a peer's packet if its source lies in that peer's allowed IPs, so the
+ * longest match names the sender the same way WireGuard routes replies to it.
+ */
+export function identifyAsker(device: DeviceState, source: IpAddress): PeerState | undefined {
+  let best: { peer: PeerState; length: number } | undefined;
+  for (const peer of device.peers) {
+    const match = longestMatch(peer.allowedIps, source);
+    if (match && (!best || match.length > best.length)) best = { peer, length: match.length };
+  }
+  return best?.peer;
+}
+
+/**
+ * The peer list as `asker` may see it: the fang's key, the asker's own public
+ * endpoint, and every other peer's key, endpoint, allowed IPs and latest
+ * handshake. Nothing else of the device (keys, counters, keepalives) leaves.
+ */
+export function buildPeerList(device: DeviceState, asker: PeerState): PeerList {
+  if (device.publicKey === null) throw new Error('the fang interface has no key');
+  return {
+    version: PEER_LIST_VERSION,
+    fang: { publicKey: device.publicKey },
+    you: { publicKey: asker.publicKey, endpoint: asker.endpoint },
+    peers: device.peers
+      .filter((peer) => peer.publicKey !== asker.publicKey)
+      .map((peer) => ({
+        publicKey: peer.publicKey,
+        endpoint: peer.endpoint,
+        allowedIps: peer.allowedIps,
+        latestHandshake: peer.latestHandshake,
+      })),
+  };
+}

@@ -1,0 +1,106 @@
+import { parseEndpoint, parsePrefix, type Endpoint, type IpPrefix } from '../ip/address';
+import { SnakebiteError } from '../errors';
+import { isWireGuardKey } from '../wireguard/key';
+import { PEER_LIST_LIMITS, PEER_LIST_VERSION, type PeerList, type PeerListEntry, type RejectedEntry } from './peer-list';
+
+export interface ParsedPeerList {
+  readonly list: PeerList;
+  /** Entries of `peers` that were malformed and left out; the rest of the list is still good. */
+  readonly rejected: readonly RejectedEntry[];
+}
+
+function malformed(path: string, what: string): SnakebiteError {
+  return new SnakebiteError('SB_REPLY_MALFORMED', `peer list: ${path}: ${what}`, 'the fang server sent a reply this client cannot use; check that both run the same Snakebite version');
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function parseEndpointField(value: unknown): Endpoint | null | string {
+  if (value === null) return null;
+  if (typeof value !== 'string') return `expected ip:port or null, got ${show(value)}`;
+  return parseEndpoint(value) ?? `expected ip:port or [ipv6]:port, got ${show(value)}`;
+}
+
+/**
+ * Validates a decoded `GET /v1/peers` body. The envelope (version, fang, you,
+ * peers) must be right or the whole reply is refused with SB_REPLY_MALFORMED;
+ * a bad entry inside `peers` is only dropped and reported in `rejected`, so
+ * one broken peer cannot keep a client from reaching the others.
+ */
+export function parsePeerList(body: unknown): ParsedPeerList {
+  if (!isRecord(body)) throw malformed('(root)', `expected an object, got ${show(body)}`);
+  if (body.version !== PEER_LIST_VERSION) {
+    throw malformed('version', `expected ${PEER_LIST_VERSION}, got ${show(body.version)}`);
+  }
+  if (!isRecord(body.fang) || !isWireGuardKey(body.fang.publicKey)) {
+    throw malformed('fang.publicKey', `expected a WireGuard public key, got ${show(isRecord(body.fang) ? body.fang.publicKey : body.fang)}`);
+  }
+  if (!isRecord(body.you) || !isWireGuardKey(body.you.publicKey)) {
+    throw malformed('you.publicKey', `expected a WireGuard public key, got ${show(isRecord(body.you) ? body.you.publicKey : body.you)}`);
+  }
+  const youEndpoint = parseEndpointField(body.you.endpoint);
+  if (typeof youEndpoint === 'string') throw malformed('you.endpoint', youEndpoint);
+  if (!Array.isArray(body.peers)) throw malformed('peers', `expected an array, got ${show(body.peers)}`);
+  if (body.peers.length > PEER_LIST_LIMITS.maxPeers) {
+    throw malformed('peers', `${body.peers.length} entries, more than the limit of ${PEER_LIST_LIMITS.maxPeers}`);
+  }
+
+  const peers: PeerListEntry[] = [];
+  const rejected: RejectedEntry[] = [];
+  const seen = new Set<string>();
+  body.peers.forEach((item: unknown, index: number) => {
+    const result = parseEntry(item, `peers[${index}]`);
+    if ('reason' in result) {
+      rejected.push(result);
+    } else if (seen.has(result.publicKey)) {
+      rejected.push({ path: `peers[${index}].publicKey`, publicKey: result.publicKey, reason: 'listed twice; the first entry is used' });
+    } else {
+      seen.add(result.publicKey);
+      peers.push(result);
+    }
+  });
+
+  return {
+    list: {
+      version: PEER_LIST_VERSION,
+      fang: { publicKey: body.fang.publicKey },
+      you: { publicKey: body.you.publicKey, endpoint: youEndpoint },
+      peers,
+    },
+    rejected,
+  };
+}
+
+function parseEntry(item: unknown, path: string): PeerListEntry | RejectedEntry {
+  if (!isRecord(item)) return { path, reason: `expected an object, got ${show(item)}` };
+  const publicKey = item.publicKey;
+  if (!isWireGuardKey(publicKey)) return { path: `${path}.publicKey`, reason: `expected a WireGuard public key, got ${show(publicKey)}` };
+  const reject = (field: string, reason: string): RejectedEntry => ({ path: `${path}.${field}`, publicKey, reason });
+
+  const endpoint = parseEndpointField(item.endpoint);
+  if (typeof endpoint === 'string') return reject('endpoint', endpoint);
+
+  if (!Array.isArray(item.allowedIps)) return reject('allowedIps', `expected an array, got ${show(item.allowedIps)}`);
+  if (item.allowedIps.length > PEER_LIST_LIMITS.maxAllowedIpsPerPeer) {
+    return reject('allowedIps', `${item.allowedIps.length} entries, more than the limit of ${PEER_LIST_LIMITS.maxAllowedIpsPerPeer}`);
+  }
+  const allowedIps: IpPrefix[] = [];
+  for (const [i, text] of item.allowedIps.entries()) {
+    const prefix = typeof text === 'string' ? parsePrefix(text) : undefined;
+    if (!prefix) return reject(`allowedIps[${i}]`, `expected a prefix like 10.10.10.2/32, got ${show(text)}`);
+    allowedIps.push(prefix);
+  }
+
+  const latestHandshake = item.latestHandshake;
+  if (typeof latestHandshake !== 'number' || !Number.isSafeInteger(latestHandshake) || latestHandshake < 0) {
+    return reject('latestHandshake', `expected unix seconds (0 for never), got ${show(latestHandshake)}`);
+  }
+  return { publicKey, endpoint, allowedIps, latestHandshake };
+}

@@ -1,0 +1,40 @@
+import type { Endpoint, IpPrefix } from '../ip/address';
+import type { WireGuardKey } from '../wireguard/key';
+
+/** The version of the peer-list document this code speaks; see docs/protocol.md. */
+export const PEER_LIST_VERSION = 1;
+
+/** The document the fang serves at `GET /v1/peers`, parsed. */
+export interface PeerList {
+  readonly version: typeof PEER_LIST_VERSION;
+  /** The fang's own interface public key. */
+  readonly fang: { readonly publicKey: WireGuardKey };
+  /** The asker, as the fang sees it: its key and the endpoint its packets arrive from (null before any). */
+  readonly you: { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint | null };
+  /** Every other peer of the fang. */
+  readonly peers: readonly PeerListEntry[];
+}
+
+export interface PeerListEntry {
+  readonly publicKey: WireGuardKey;
+  /** Where the fang last heard from the peer; null when it never has. */
+  readonly endpoint: Endpoint | null;
+  readonly allowedIps: readonly IpPrefix[];
+  /** Unix seconds of the peer's latest handshake with the fang; 0 means never. */
+  readonly latestHandshake: number;
+}
+
+/** A peer-list entry that failed validation and was dropped, with where and why. */
+export interface RejectedEntry {
+  /** e.g. `peers[3].endpoint` */
+  readonly path: string;
+  /** The entry's key, when it had a well-formed one. */
+  readonly publicKey?: WireGuardKey;
+  readonly reason: string;
+}
+
+/** Limits that keep a hostile or broken fang from making a client do unbounded work. */
+export const PEER_LIST_LIMITS = {
+  maxPeers: 4096,
+  maxAllowedIpsPerPeer: 256,
+} as const;

@@ -1,0 +1,29 @@
+import { formatEndpoint, formatPrefix } from '../ip/address';
+import type { PeerList } from './peer-list';
+
+/** The JSON body of `GET /v1/peers`; `parsePeerList(JSON.parse(JSON.stringify(x)))` gives the list back. */
+export function serializePeerList(list: PeerList): unknown {
+  return {
+    version: list.version,
+    fang: { publicKey: list.fang.publicKey },
+    you: { publicKey: list.you.publicKey, endpoint: list.you.endpoint && formatEndpoint(list.you.endpoint) },
+    peers: list.peers.map((peer) => ({
+      publicKey: peer.publicKey,
+      endpoint: peer.endpoint && formatEndpoint(peer.endpoint),
+      allowedIps: peer.allowedIps.map(formatPrefix),
+      latestHandshake: peer.latestHandshake,
+    })),
+  };
+}
+
+/**
+ * The body of `GET /v1/peers.txt`: one `<public-key> <endpoint>` line per peer
+ * with a known endpoint, like the seed's server, so that
+ * `while read key endpoint; do wg set wg0 peer "$key" endpoint "$endpoint"; done` works.
+ */
+export function formatPeerListText(list: PeerList): string {
+  return list.peers
+    .filter((peer) => peer.endpoint !== null)
+    .map((peer) => `${peer.publicKey} ${formatEndpoint(peer.endpoint!)}\n`)
+    .join('');
+}

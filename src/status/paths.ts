@@ -1,0 +1,76 @@
+import { formatEndpoint, parsePrefix, prefixContainsIp, type Endpoint } from '../ip/address';
+import type { DeviceState, PeerState } from '../wireguard/device-state';
+import type { WireGuardKey } from '../wireguard/key';
+
+/**
+ * How this interface reaches a peer now: `direct` over the internet, `lan`
+ * over a private address, `fang` for the fang peer itself, `none` without a
+ * working session.
+ */
+export type PathKind = 'direct' | 'lan' | 'fang' | 'none';
+
+export interface PeerPath {
+  readonly publicKey: WireGuardKey;
+  readonly endpoint: string | null;
+  readonly path: PathKind;
+  /** Why the path is what it is, in words. */
+  readonly reason: string;
+  /** Seconds since the latest handshake; null when there was none. */
+  readonly handshakeAgeSeconds: number | null;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+  readonly persistentKeepalive: number | null;
+}
+
+/** A session older than this (WireGuard's REJECT_AFTER_TIME) carries no traffic. */
+export const SESSION_LIFETIME_SECONDS = 180;
+
+const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7', 'fe80::/10'].map((text) => parsePrefix(text)!);
+
+function isPrivate(endpoint: Endpoint): boolean {
+  return PRIVATE_RANGES.some((range) => prefixContainsIp(range, endpoint.address));
+}
+
+/**
+ * The fang peer when none is named: the peer with an endpoint whose allowed IPs
+ * hold the widest prefix, as in a hub-and-spoke config. undefined when no peer has an endpoint.
+ */
+export function guessFangPeer(device: DeviceState): WireGuardKey | undefined {
+  let best: { key: WireGuardKey; length: number } | undefined;
+  for (const peer of device.peers) {
+    if (!peer.endpoint) continue;
+    for (const prefix of peer.allowedIps) {
+      if (!best || prefix.length < best.length) best = { key: peer.publicKey, length: prefix.length };
+    }
+  }
+  return best?.key;
+}
+
+export function describePath(peer: PeerState, fangKey: WireGuardKey | undefined, nowSeconds: number): PeerPath {
+  const age = peer.latestHandshake === 0 ? null : Math.max(0, nowSeconds - peer.latestHandshake);
+  const base = {
+    publicKey: peer.publicKey,
+    endpoint: peer.endpoint && formatEndpoint(peer.endpoint),
+    handshakeAgeSeconds: age,
+    rxBytes: peer.rxBytes,
+    txBytes: peer.txBytes,
+    persistentKeepalive: peer.persistentKeepalive,
+  };
+  const live = age !== null && age <= SESSION_LIFETIME_SECONDS;
+  if (peer.publicKey === fangKey) {
+    return { ...base, path: 'fang', reason: live ? 'the fang peer; session up' : 'the fang peer; no session: check that the fang is reachable' };
+  }
+  if (!peer.endpoint) return { ...base, path: 'none', reason: 'no endpoint yet: is snakebite client running, and has this peer contacted the fang?' };
+  if (!live) {
+    const when = age === null ? 'never had a handshake' : `no handshake for ${age}s`;
+    return { ...base, path: 'none', reason: `${when}; punching through ${formatEndpoint(peer.endpoint)}` };
+  }
+  const kind = isPrivate(peer.endpoint) ? 'lan' : 'direct';
+  const keepalive = peer.persistentKeepalive === null ? '; no persistent keepalive: the NAT mapping may close when idle' : '';
+  return { ...base, path: kind, reason: `handshake ${age}s ago with ${formatEndpoint(peer.endpoint)}${keepalive}` };
+}
+
+export function describePaths(device: DeviceState, fangKey: WireGuardKey | undefined, now: Date): PeerPath[] {
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  return device.peers.map((peer) => describePath(peer, fangKey, nowSeconds));
+}
