@@ -1,0 +1,382 @@
+/**
+ * A small internet in network namespaces, with real WireGuard (wireguard-go)
+ * and real NATs (iptables MASQUERADE), to run the real `snakebite` in.
+ *
+ *                    inet: bridge "sw", 203.0.113.0/24 (TEST-NET-3)
+ *        ┌────────────────────┬───────────────────────────┐
+ *   F 203.0.113.1       natA 203.0.113.10            natB 203.0.113.20
+ *   wg 10.10.10.1/24    MASQUERADE (cone,            MASQUERADE (cone,
+ *   udp 51820           or --random-fully)           or --random-fully)
+ *   snakebite server    lan 192.168.1.1/24           lan 192.168.2.1/24
+ *                        │            │                   │
+ *                   A 192.168.1.2  C 192.168.1.3     B 192.168.2.2
+ *                   wg 10.10.10.2  wg 10.10.10.4     wg 10.10.10.3
+ *                   (C only with `withHostC`)
+ *
+ * F's peers have /32 AllowedIPs and F forwards between them. A, B (and C) have
+ * F as a peer with an Endpoint, the overlay as AllowedIPs and a keepalive, and
+ * no endpoint for each other. Every name carries a per-run id; the run's
+ * resources are recorded and torn down even when the test fails or is killed.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseIp } from '../src/ip/address';
+import type { DeviceState, PeerState } from '../src/wireguard/device-state';
+import { runCommand, WgCommandDriver, type CommandRunner } from '../src/wireguard/wg-command-driver';
+import { exec, spawnTracked, waitFor, type ExecResult, type LabLog, type LabProcess } from './exec';
+import { generateKeyPair, type KeyPair } from './keys';
+import { LabResources } from './resources';
+
+export type NatKind = 'cone' | 'symmetric';
+export type HostName = 'f' | 'a' | 'b' | 'c';
+
+export interface NatLabOptions {
+  readonly natA?: NatKind;
+  readonly natB?: NatKind;
+  /** Adds host C on A's LAN, behind the same NAT. */
+  readonly withHostC?: boolean;
+  /** A, B and C list each other as peers (without endpoints) instead of learning each other from the fang. */
+  readonly peersKnowEachOther?: boolean;
+  /** Persistent keepalive from each peer to F, in seconds. */
+  readonly keepaliveToFang?: number;
+  /** Prints every command the lab runs. */
+  readonly log?: LabLog;
+}
+
+export interface LabHost {
+  readonly name: HostName;
+  readonly ns: string;
+  readonly wgInterface: string;
+  readonly overlayAddress: string;
+  readonly keys: KeyPair;
+  readonly lanAddress: string;
+  /** Where the other peers should see this host's WireGuard packets come from (its NAT's public address). */
+  readonly publicEndpoint: string;
+}
+
+export interface LabRouter {
+  readonly name: 'natA' | 'natB';
+  readonly ns: string;
+  readonly wan: string;
+  readonly wanAddress: string;
+  nat: NatKind;
+}
+
+export const WG_PORT = 51820;
+export const OVERLAY_PREFIX = '10.10.10.0/24';
+export const FANG_PUBLIC = '203.0.113.1';
+const REPO_ROOT = resolve(__dirname, '..', '..');
+export const SNAKEBITE_BIN = join(REPO_ROOT, 'bin', 'snakebite');
+
+/** Runs `wg` inside a namespace, so the product's own driver can read lab interfaces. */
+function nsRunner(ns: string): CommandRunner {
+  return (file, args) => runCommand('ip', ['netns', 'exec', ns, file, ...args]);
+}
+
+export class NatLab {
+  readonly id: string;
+  readonly hosts = new Map<HostName, LabHost>();
+  readonly routers = new Map<'natA' | 'natB', LabRouter>();
+  private readonly resources: LabResources;
+  private readonly processes: LabProcess[] = [];
+  private readonly keyDir: string;
+  private readonly log: LabLog | undefined;
+  private readonly inetNs: string;
+
+  private constructor(private readonly options: NatLabOptions) {
+    this.log = options.log;
+    this.id = randomBytes(2).toString('hex');
+    this.resources = new LabResources(this.id, this.log);
+    this.keyDir = mkdtempSync(join(tmpdir(), `snakebite-lab-${this.id}-`));
+    this.resources.addTmpDir(this.keyDir);
+    this.inetNs = this.nsName('inet');
+  }
+
+  /** Builds the whole lab and waits until every peer has a handshake with F. */
+  static async create(options: NatLabOptions = {}): Promise<NatLab> {
+    for (const tool of ['/dev/net/tun']) {
+      if (!existsSync(tool)) throw new Error(`the lab needs ${tool}`);
+    }
+    const lab = new NatLab(options);
+    try {
+      await lab.build();
+      return lab;
+    } catch (error) {
+      lab.teardown();
+      throw error;
+    }
+  }
+
+  private nsName(role: string): string {
+    return `sb${this.id}-${role}`;
+  }
+
+  host(name: HostName): LabHost {
+    const host = this.hosts.get(name);
+    if (!host) throw new Error(`the lab has no host ${name}`);
+    return host;
+  }
+
+  router(name: 'natA' | 'natB'): LabRouter {
+    return this.routers.get(name)!;
+  }
+
+  /** Runs argv inside a namespace. */
+  inNs(ns: string, argv: readonly string[]): Promise<ExecResult> {
+    return exec(['ip', 'netns', 'exec', ns, ...argv], this.log);
+  }
+
+  private async addNamespace(role: string): Promise<string> {
+    const ns = this.nsName(role);
+    this.resources.addNamespace(ns);
+    await exec(['ip', 'netns', 'add', ns], this.log);
+    await exec(['ip', '-n', ns, 'link', 'set', 'lo', 'up'], this.log);
+    return ns;
+  }
+
+  /** A veth pair from `ns` (named `inside`, with `address`) to a bridge port in `bridgeNs`. */
+  private async wire(ns: string, inside: string, address: string, bridgeNs: string, port: string, bridge: string): Promise<void> {
+    await exec(['ip', 'link', 'add', inside, 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', bridgeNs], this.log);
+    await exec(['ip', '-n', bridgeNs, 'link', 'set', port, 'master', bridge, 'up'], this.log);
+    await exec(['ip', '-n', ns, 'addr', 'add', address, 'dev', inside], this.log);
+    await exec(['ip', '-n', ns, 'link', 'set', inside, 'up'], this.log);
+  }
+
+  private async build(): Promise<void> {
+    const id = this.id;
+    const natKinds = { natA: this.options.natA ?? 'cone', natB: this.options.natB ?? 'cone' } as const;
+
+    await this.addNamespace('inet');
+    await exec(['ip', '-n', this.inetNs, 'link', 'add', `sb${id}sw`, 'type', 'bridge'], this.log);
+    await exec(['ip', '-n', this.inetNs, 'link', 'set', `sb${id}sw`, 'up'], this.log);
+
+    const fNs = await this.addNamespace('f');
+    await this.wire(fNs, `sb${id}fu`, `${FANG_PUBLIC}/24`, this.inetNs, `sb${id}fp`, `sb${id}sw`);
+    await this.inNs(fNs, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+
+    const sites = [
+      { router: 'natA' as const, wanAddress: '203.0.113.10', lan: '192.168.1', hosts: [['a', 2, '10.10.10.2'], ...(this.options.withHostC ? [['c', 3, '10.10.10.4']] : [])] as [HostName, number, string][] },
+      { router: 'natB' as const, wanAddress: '203.0.113.20', lan: '192.168.2', hosts: [['b', 2, '10.10.10.3']] as [HostName, number, string][] },
+    ];
+    const hostSpecs: { name: HostName; ns: string; lanAddress: string; overlay: string; publicEndpoint: string }[] = [];
+    for (const site of sites) {
+      const short = site.router === 'natA' ? 'na' : 'nb';
+      const ns = await this.addNamespace(site.router.toLowerCase());
+      const wan = `sb${id}${short}u`;
+      await this.wire(ns, wan, `${site.wanAddress}/24`, this.inetNs, `sb${id}${short}p`, `sb${id}sw`);
+      const lanBridge = `sb${id}${short}l`;
+      await exec(['ip', '-n', ns, 'link', 'add', lanBridge, 'type', 'bridge'], this.log);
+      await exec(['ip', '-n', ns, 'addr', 'add', `${site.lan}.1/24`, 'dev', lanBridge], this.log);
+      await exec(['ip', '-n', ns, 'link', 'set', lanBridge, 'up'], this.log);
+      await this.inNs(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      const router: LabRouter = { name: site.router, ns, wan, wanAddress: site.wanAddress, nat: natKinds[site.router] };
+      this.routers.set(site.router, router);
+      await this.configureNat(router);
+      for (const [name, lastOctet, overlay] of site.hosts) {
+        const hostNs = await this.addNamespace(name);
+        const lanAddress = `${site.lan}.${lastOctet}`;
+        await this.wire(hostNs, `sb${id}${name}u`, `${lanAddress}/24`, ns, `sb${id}${name}p`, lanBridge);
+        await exec(['ip', '-n', hostNs, 'route', 'add', 'default', 'via', `${site.lan}.1`], this.log);
+        hostSpecs.push({ name, ns: hostNs, lanAddress, overlay, publicEndpoint: `${site.wanAddress}:${WG_PORT}` });
+      }
+    }
+
+    const all = [{ name: 'f' as HostName, ns: fNs, lanAddress: FANG_PUBLIC, overlay: '10.10.10.1', publicEndpoint: `${FANG_PUBLIC}:${WG_PORT}` }, ...hostSpecs];
+    for (const spec of all) {
+      this.hosts.set(spec.name, {
+        name: spec.name,
+        ns: spec.ns,
+        wgInterface: `sb${id}wg${spec.name}`,
+        overlayAddress: spec.overlay,
+        keys: generateKeyPair(),
+        lanAddress: spec.lanAddress,
+        publicEndpoint: spec.publicEndpoint,
+      });
+    }
+    await Promise.all([...this.hosts.values()].map((host) => this.startWireGuard(host)));
+    await this.configureWireGuard();
+    await Promise.all(
+      hostSpecs.map((spec) =>
+        waitFor(`${spec.name}'s handshake with F`, async () => ((await this.peerOf(spec.name, 'f'))?.latestHandshake ? true : undefined), { timeoutMs: 15_000 }),
+      ),
+    );
+  }
+
+  /** Sets (or changes) the NAT behaviour of a router: its MASQUERADE rule and a home router's WAN filter. */
+  async configureNat(router: LabRouter): Promise<void> {
+    const ipt = (...args: string[]) => this.inNs(router.ns, ['iptables', '-w', '5', ...args]);
+    await ipt('-t', 'nat', '-F', 'POSTROUTING');
+    await ipt('-F', 'INPUT');
+    await ipt('-F', 'FORWARD');
+    await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', router.wan, '-j', 'MASQUERADE', ...(router.nat === 'symmetric' ? ['--random-fully'] : []));
+    // Unsolicited packets from the WAN are dropped before conntrack confirms them,
+    // as on a home router; otherwise they would occupy the tuple a punch needs.
+    await ipt('-A', 'INPUT', '-i', router.wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
+    await ipt('-A', 'FORWARD', '-i', router.wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
+  }
+
+  /** Switches a router between cone and symmetric and forgets its mappings. */
+  async setNat(name: 'natA' | 'natB', nat: NatKind): Promise<void> {
+    const router = this.router(name);
+    router.nat = nat;
+    await this.configureNat(router);
+    await this.flushConntrack(name);
+  }
+
+  /** A NAT "rebind": the router forgets every mapping, as after a reboot. */
+  async flushConntrack(name: 'natA' | 'natB'): Promise<void> {
+    await this.inNs(this.router(name).ns, ['conntrack', '-F']).catch(() => undefined);
+  }
+
+  private async startWireGuard(host: LabHost): Promise<void> {
+    this.resources.addWgInterface(host.wgInterface);
+    const argv = ['ip', 'netns', 'exec', host.ns, 'wireguard-go', '-f', host.wgInterface];
+    const proc = spawnTracked(`wireguard-go ${host.name}`, argv, this.log);
+    this.resources.addProcess(proc.pid, argv);
+    this.processes.push(proc);
+    const socket = `/var/run/wireguard/${host.wgInterface}.sock`;
+    await waitFor(`${socket}`, async () => (existsSync(socket) ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
+  }
+
+  private async configureWireGuard(): Promise<void> {
+    const f = this.host('f');
+    const peers = [...this.hosts.values()].filter((h) => h.name !== 'f');
+    const keepalive = String(this.options.keepaliveToFang ?? 25);
+    const setKey = async (host: LabHost) => {
+      const file = join(this.keyDir, `${host.name}.key`);
+      writeFileSync(file, `${host.keys.privateKey}\n`, { mode: 0o600 });
+      return file;
+    };
+    // F: every peer with its /32, no endpoints (F learns them from the peers' packets).
+    const fArgs = ['wg', 'set', f.wgInterface, 'private-key', await setKey(f), 'listen-port', String(WG_PORT)];
+    for (const peer of peers) fArgs.push('peer', peer.keys.publicKey, 'allowed-ips', `${peer.overlayAddress}/32`);
+    await this.inNs(f.ns, fArgs);
+    await this.bringUp(f);
+    for (const host of peers) {
+      const args = ['wg', 'set', host.wgInterface, 'private-key', await setKey(host), 'listen-port', String(WG_PORT)];
+      args.push('peer', f.keys.publicKey, 'endpoint', `${FANG_PUBLIC}:${WG_PORT}`, 'allowed-ips', OVERLAY_PREFIX, 'persistent-keepalive', keepalive);
+      if (this.options.peersKnowEachOther) {
+        for (const other of peers) if (other !== host) args.push('peer', other.keys.publicKey, 'allowed-ips', `${other.overlayAddress}/32`);
+      }
+      await this.inNs(host.ns, args);
+      await this.bringUp(host);
+    }
+  }
+
+  private async bringUp(host: LabHost): Promise<void> {
+    await exec(['ip', '-n', host.ns, 'addr', 'add', `${host.overlayAddress}/24`, 'dev', host.wgInterface], this.log);
+    await exec(['ip', '-n', host.ns, 'link', 'set', host.wgInterface, 'up'], this.log);
+  }
+
+  /** Takes a host's WireGuard interface down or up (keys, peers and ListenPort stay). */
+  async setInterfaceUp(name: HostName, up: boolean): Promise<void> {
+    const host = this.host(name);
+    await exec(['ip', '-n', host.ns, 'link', 'set', host.wgInterface, up ? 'up' : 'down'], this.log);
+  }
+
+  /** The product's own driver, reading a lab interface from inside its namespace. */
+  driver(name: HostName): WgCommandDriver {
+    const host = this.host(name);
+    return new WgCommandDriver(host.wgInterface, nsRunner(host.ns));
+  }
+
+  dump(name: HostName): Promise<DeviceState> {
+    return this.driver(name).readDevice();
+  }
+
+  /** `of`'s entry for peer `peer`, or undefined when `of` has no such peer. */
+  async peerOf(of: HostName, peer: HostName): Promise<PeerState | undefined> {
+    const key = this.host(peer).keys.publicKey;
+    return (await this.dump(of)).peers.find((p) => p.publicKey === key);
+  }
+
+  /** Starts `snakebite ARGS` inside a host's namespace; stopped at teardown if still running. */
+  startSnakebite(name: HostName, args: readonly string[]): LabProcess {
+    const host = this.host(name);
+    const argv = ['ip', 'netns', 'exec', host.ns, process.execPath, SNAKEBITE_BIN, ...args];
+    const proc = spawnTracked(`snakebite ${args[0] ?? ''} on ${name}`, argv, this.log);
+    this.resources.addProcess(proc.pid, argv);
+    this.processes.push(proc);
+    return proc;
+  }
+
+  /** `snakebite server` on F, listening on its overlay address; resolves once it listens. */
+  async startServer(extraArgs: readonly string[] = []): Promise<LabProcess> {
+    const f = this.host('f');
+    const proc = this.startSnakebite('f', ['server', '--interface', f.wgInterface, '--listen', f.overlayAddress, ...extraArgs]);
+    await waitFor('snakebite server to listen', async () => {
+      if (proc.output.text().includes('server-listening')) return true;
+      if (proc.child.exitCode !== null) throw new Error(`snakebite server exited: ${proc.output.text()}`);
+      return undefined;
+    }, { timeoutMs: 10_000 });
+    return proc;
+  }
+
+  clientArgs(name: HostName, extraArgs: readonly string[] = []): string[] {
+    return ['client', '--interface', this.host(name).wgInterface, '--server', this.host('f').overlayAddress, ...extraArgs];
+  }
+
+  /** Runs `snakebite client --once` on a host and returns how it ended. */
+  async clientOnce(name: HostName, extraArgs: readonly string[] = []): Promise<{ code: number | string; output: string }> {
+    const proc = this.startSnakebite(name, this.clientArgs(name, ['--once', ...extraArgs]));
+    const code = await Promise.race([proc.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000))]);
+    if (code === 'timeout') proc.child.kill('SIGKILL');
+    return { code, output: proc.output.text() };
+  }
+
+  /** Stops a process the lab started (SIGTERM, then SIGKILL after 5 s) and returns how it ended. */
+  async stop(proc: LabProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) return proc.exited;
+    proc.child.kill(signal);
+    const timer = setTimeout(() => proc.child.kill('SIGKILL'), 5_000);
+    try {
+      return await proc.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Waits until `of` has a live handshake with `peer` over the expected
+   * endpoint (by default `peer`'s NAT public address) and returns the entry.
+   */
+  waitForDirect(of: HostName, peer: HostName, options: { timeoutMs: number; endpoint?: string; after?: number }): Promise<PeerState> {
+    const want = parseIp((options.endpoint ?? this.host(peer).publicEndpoint).split(':')[0]!);
+    const after = options.after ?? 0;
+    return waitFor(
+      `a direct handshake from ${of} to ${peer}`,
+      async () => {
+        const entry = await this.peerOf(of, peer);
+        if (!entry || !entry.endpoint || entry.latestHandshake <= after) return undefined;
+        return entry.endpoint.address.value === want?.value ? entry : undefined;
+      },
+      { timeoutMs: options.timeoutMs, intervalMs: 25 },
+    );
+  }
+
+  /** Pings an overlay address from a host; returns how many of `count` replies came back. */
+  async ping(from: HostName, to: string, count: number, options: { intervalS?: number; size?: number } = {}): Promise<{ sent: number; received: number; output: string }> {
+    const argv = ['ping', '-n', '-q', '-c', String(count), '-i', String(options.intervalS ?? 0.2), '-W', '1', '-s', String(options.size ?? 56), to];
+    let output: string;
+    try {
+      output = (await this.inNs(this.host(from).ns, argv)).stdout;
+    } catch (error) {
+      output = String(error);
+    }
+    const match = /(\d+) packets transmitted, (\d+) received/.exec(output);
+    return { sent: Number(match?.[1] ?? count), received: Number(match?.[2] ?? 0), output };
+  }
+
+  /** Everything the lab's processes printed, for a failing test's report. */
+  outputs(): string {
+    return this.processes.map((p) => `--- ${p.name} (pid ${p.pid})\n${p.output.text()}`).join('\n');
+  }
+
+  /** Stops every process the lab started and deletes every namespace, socket and file it made. */
+  teardown(): void {
+    this.resources.teardown();
+  }
+}
