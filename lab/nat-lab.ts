@@ -293,14 +293,18 @@ export class NatLab {
     return (await this.dump(of)).peers.find((p) => p.publicKey === key);
   }
 
-  /** Starts `snakebite ARGS` inside a host's namespace; stopped at teardown if still running. */
-  startSnakebite(name: HostName, args: readonly string[]): LabProcess {
-    const host = this.host(name);
-    const argv = ['ip', 'netns', 'exec', host.ns, process.execPath, SNAKEBITE_BIN, ...args];
-    const proc = spawnTracked(`snakebite ${args[0] ?? ''} on ${name}`, argv, this.log);
-    this.resources.addProcess(proc.pid, argv);
+  /** Starts argv inside a host's namespace; stopped at teardown if still running. */
+  startProcess(name: HostName, label: string, argv: readonly string[]): LabProcess {
+    const full = ['ip', 'netns', 'exec', this.host(name).ns, ...argv];
+    const proc = spawnTracked(`${label} on ${name}`, full, this.log);
+    this.resources.addProcess(proc.pid, full);
     this.processes.push(proc);
     return proc;
+  }
+
+  /** Starts `snakebite ARGS` inside a host's namespace. */
+  startSnakebite(name: HostName, args: readonly string[]): LabProcess {
+    return this.startProcess(name, `snakebite ${args[0] ?? ''}`, [process.execPath, SNAKEBITE_BIN, ...args]);
   }
 
   /** `snakebite server` on F, listening on its overlay address; resolves once it listens. */
@@ -322,7 +326,9 @@ export class NatLab {
   /** Runs `snakebite client --once` on a host and returns how it ended. */
   async clientOnce(name: HostName, extraArgs: readonly string[] = []): Promise<{ code: number | string; output: string }> {
     const proc = this.startSnakebite(name, this.clientArgs(name, ['--once', ...extraArgs]));
-    const code = await Promise.race([proc.exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([proc.exited, new Promise<string>((r) => (timer = setTimeout(() => r('timeout'), 30_000)))]);
+    clearTimeout(timer);
     if (code === 'timeout') proc.child.kill('SIGKILL');
     return { code, output: proc.output.text() };
   }
@@ -372,7 +378,9 @@ export class NatLab {
 
   /** Everything the lab's processes printed, for a failing test's report. */
   outputs(): string {
-    return this.processes.map((p) => `--- ${p.name} (pid ${p.pid})\n${p.output.text()}`).join('\n');
+    // wireguard-go's banner (a box of ─│ lines) says nothing about the test.
+    const lines = (p: LabProcess) => p.output.all().filter((line) => !/^[┌│└]/.test(line)).join('\n');
+    return this.processes.map((p) => `--- ${p.name} (pid ${p.pid})\n${lines(p)}`).join('\n');
   }
 
   /** Stops every process the lab started and deletes every namespace, socket and file it made. */

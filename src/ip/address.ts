@@ -101,6 +101,9 @@ export function formatIp(address: IpAddress): string {
     const v = address.value;
     return [24n, 16n, 8n, 0n].map((shift) => String((v >> shift) & 0xffn)).join('.');
   }
+  const zone = address.zone ? `%${address.zone}` : '';
+  // RFC 5952 section 5: IPv4-mapped addresses keep the dotted tail, as inet_ntop and `wg` print them.
+  if (address.value >> 32n === 0xffffn) return `::ffff:${formatIp({ family: 4, value: address.value & 0xffffffffn })}${zone}`;
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((address.value >> BigInt(i * 16)) & 0xffffn));
   // The longest run of two or more zero groups becomes "::" (first one on a tie).
@@ -123,7 +126,7 @@ export function formatIp(address: IpAddress): string {
   let text: string;
   if (bestStart === -1) text = hex(groups);
   else text = `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
-  return address.zone ? `${text}%${address.zone}` : text;
+  return `${text}${zone}`;
 }
 
 /** `::ffff:192.0.2.1` (how a dual-stack socket reports IPv4 peers) becomes `192.0.2.1`. */

@@ -54,7 +54,7 @@ export interface Plan {
   readonly skipped: readonly SkippedPeer[];
 }
 
-/** Seconds since the last sign of life from each peer, when the caller has watched rx counters. */
+/** Unix seconds of the last sign of life from each peer (0: none seen), when the caller has watched rx counters. */
 export type Activity = ReadonlyMap<WireGuardKey, number>;
 
 /** Unix seconds of the latest sign of life: a handshake or, when known, received bytes. */
@@ -158,6 +158,9 @@ function whyRefused(
   claimed: readonly { prefix: IpPrefix; owner: WireGuardKey }[],
 ): string | undefined {
   // Strictly inside: an equal prefix would be moved off the fang peer by WireGuard.
+  if (fangRange.some((outer) => outer.length === prefix.length && outer.address.value === prefix.address.value && outer.address.family === prefix.address.family)) {
+    return "equals the fang peer's allowed IP; WireGuard would move it off the fang peer";
+  }
   if (!fangRange.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length)) {
     return `outside the fang peer's allowed IPs (${fangRange.map(formatPrefix).join(', ') || 'none'})`;
   }

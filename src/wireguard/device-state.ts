@@ -26,6 +26,7 @@ export interface PeerState {
   readonly allowedIps: readonly IpPrefix[];
   /** Unix time in seconds of the last completed handshake; 0 means never. */
   readonly latestHandshake: number;
+  /** Bytes received and sent; exact up to 2^53, approximate beyond (WireGuard counts in u64). */
   readonly rxBytes: number;
   readonly txBytes: number;
   /** Persistent keepalive interval in seconds; null when off. */

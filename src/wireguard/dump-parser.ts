@@ -17,6 +17,11 @@ function parseCount(text: string | undefined): number | undefined {
   return Number.isSafeInteger(value) ? value : undefined;
 }
 
+/** Transfer counters are u64 in WireGuard: past 2^53 bytes they are kept approximately rather than refused. */
+function parseByteCount(text: string | undefined): number | undefined {
+  return text !== undefined && /^[0-9]{1,20}$/.test(text) ? Number(text) : undefined;
+}
+
 /**
  * Parses the output of `wg show <if> dump` (one interface, so no interface
  * column). Throws SB_DUMP_MALFORMED naming the line on anything unexpected.
@@ -73,8 +78,8 @@ function parsePeerLine(interfaceName: string, lineNumber: number, line: string):
     }
   }
   const latestHandshake = parseCount(handshakeText);
-  const rxBytes = parseCount(rxText);
-  const txBytes = parseCount(txText);
+  const rxBytes = parseByteCount(rxText);
+  const txBytes = parseByteCount(txText);
   if (latestHandshake === undefined) throw malformed(interfaceName, lineNumber, `latest handshake "${handshakeText}"`);
   if (rxBytes === undefined || txBytes === undefined) throw malformed(interfaceName, lineNumber, `transfer "${rxText}" "${txText}"`);
   let persistentKeepalive: number | null = null;

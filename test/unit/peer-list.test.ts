@@ -1,0 +1,250 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isSnakebiteError } from '../../src/errors';
+import { formatEndpoint, formatPrefix } from '../../src/ip/address';
+import { parsePeerList } from '../../src/peer-list/parse';
+import { PEER_LIST_LIMITS, type PeerList } from '../../src/peer-list/peer-list';
+import { formatPeerListText, serializePeerList } from '../../src/peer-list/serialize';
+import { endpoint, key, prefix } from '../support/fakes';
+
+const FANG = key(0xf0);
+const YOU = key(0x01);
+const P2 = key(0x02);
+const P3 = key(0x03);
+const P4 = key(0x04);
+
+function entry(publicKey: string, overrides: Record<string, unknown> = {}) {
+  return { publicKey, endpoint: '198.51.100.2:51820', allowedIps: ['10.10.10.2/32'], latestHandshake: 1700000000, ...overrides };
+}
+
+function body(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    version: 1,
+    fang: { publicKey: FANG },
+    you: { publicKey: YOU, endpoint: '203.0.113.1:40000' },
+    peers: [entry(P2), entry(P3, { endpoint: '[2001:db8::3]:51820', allowedIps: ['10.10.10.3/32', 'fd00::3/128'] }), entry(P4, { endpoint: null, latestHandshake: 0 })],
+    ...overrides,
+  };
+}
+
+function summary(list: PeerList) {
+  return {
+    fang: list.fang.publicKey,
+    you: { publicKey: list.you.publicKey, endpoint: list.you.endpoint && formatEndpoint(list.you.endpoint) },
+    peers: list.peers.map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint && formatEndpoint(p.endpoint), allowedIps: p.allowedIps.map(formatPrefix), latestHandshake: p.latestHandshake })),
+  };
+}
+
+describe('parsePeerList: good lists', () => {
+  test('a full list', () => {
+    const { list, rejected } = parsePeerList(body());
+    assert.deepEqual(rejected, []);
+    assert.equal(list.version, 1);
+    assert.deepEqual(summary(list), {
+      fang: FANG,
+      you: { publicKey: YOU, endpoint: '203.0.113.1:40000' },
+      peers: [
+        { publicKey: P2, endpoint: '198.51.100.2:51820', allowedIps: ['10.10.10.2/32'], latestHandshake: 1700000000 },
+        { publicKey: P3, endpoint: '[2001:db8::3]:51820', allowedIps: ['10.10.10.3/32', 'fd00::3/128'], latestHandshake: 1700000000 },
+        { publicKey: P4, endpoint: null, allowedIps: ['10.10.10.2/32'], latestHandshake: 0 },
+      ],
+    });
+  });
+
+  test('no peers, and a "you" without an endpoint', () => {
+    const { list, rejected } = parsePeerList(body({ peers: [], you: { publicKey: YOU, endpoint: null } }));
+    assert.deepEqual(rejected, []);
+    assert.equal(list.peers.length, 0);
+    assert.equal(list.you.endpoint, null);
+  });
+
+  test('unknown fields are ignored, so a newer fang can add some', () => {
+    const { list, rejected } = parsePeerList({ ...body(), extra: { nested: true }, peers: [{ ...entry(P2), nickname: 'laptop', rxBytes: 5 }] });
+    assert.deepEqual(rejected, []);
+    assert.deepEqual(Object.keys(list.peers[0]!).sort(), ['allowedIps', 'endpoint', 'latestHandshake', 'publicKey']);
+  });
+
+  test('allowed IPs are normalized (host bits cleared)', () => {
+    const { list } = parsePeerList(body({ peers: [entry(P2, { allowedIps: ['10.10.10.7/24'] })] }));
+    assert.deepEqual(list.peers[0]?.allowedIps.map(formatPrefix), ['10.10.10.0/24']);
+  });
+
+  test('an empty allowed-IPs array is accepted here (the plan decides)', () => {
+    const { list, rejected } = parsePeerList(body({ peers: [entry(P2, { allowedIps: [] })] }));
+    assert.deepEqual(rejected, []);
+    assert.deepEqual(list.peers[0]?.allowedIps, []);
+  });
+});
+
+describe('parsePeerList: envelope errors refuse the whole reply', () => {
+  const rows: { name: string; input: unknown; path: string; want: RegExp }[] = [
+    { name: 'null', input: null, path: '(root)', want: /expected an object, got null/ },
+    { name: 'an array', input: [], path: '(root)', want: /expected an object, got \[\]/ },
+    { name: 'a string', input: 'peers', path: '(root)', want: /got "peers"/ },
+    { name: 'undefined', input: undefined, path: '(root)', want: /got undefined/ },
+    { name: 'no version', input: body({ version: undefined }), path: 'version', want: /expected 1, got undefined/ },
+    { name: 'version 2', input: body({ version: 2 }), path: 'version', want: /expected 1, got 2/ },
+    { name: 'version as text', input: body({ version: '1' }), path: 'version', want: /expected 1, got "1"/ },
+    { name: 'no fang', input: body({ fang: undefined }), path: 'fang.publicKey', want: /expected a WireGuard public key/ },
+    { name: 'fang key malformed', input: body({ fang: { publicKey: 'not-a-key' } }), path: 'fang.publicKey', want: /got "not-a-key"/ },
+    { name: 'fang as a string', input: body({ fang: FANG }), path: 'fang.publicKey', want: /expected a WireGuard public key/ },
+    { name: 'no you', input: body({ you: undefined }), path: 'you.publicKey', want: /expected a WireGuard public key/ },
+    { name: 'you key malformed', input: body({ you: { publicKey: 42, endpoint: null } }), path: 'you.publicKey', want: /got 42/ },
+    { name: 'you endpoint malformed', input: body({ you: { publicKey: YOU, endpoint: '300.1.1.1:80' } }), path: 'you.endpoint', want: /expected ip:port or \[ipv6\]:port, got "300\.1\.1\.1:80"/ },
+    { name: 'you endpoint missing', input: body({ you: { publicKey: YOU } }), path: 'you.endpoint', want: /expected ip:port or null, got undefined/ },
+    { name: 'peers missing', input: body({ peers: undefined }), path: 'peers', want: /expected an array/ },
+    { name: 'peers an object', input: body({ peers: { 0: entry(P2) } }), path: 'peers', want: /expected an array/ },
+    {
+      name: 'too many peers',
+      input: body({ peers: new Array(PEER_LIST_LIMITS.maxPeers + 1).fill(0) }),
+      path: 'peers',
+      want: new RegExp(`${PEER_LIST_LIMITS.maxPeers + 1} entries, more than the limit of ${PEER_LIST_LIMITS.maxPeers}`),
+    },
+  ];
+  for (const { name, input, path, want } of rows) {
+    test(name, () => {
+      assert.throws(
+        () => parsePeerList(input),
+        (error: unknown) => {
+          assert.ok(isSnakebiteError(error, 'SB_REPLY_MALFORMED'), String(error));
+          assert.ok(error.message.startsWith(`peer list: ${path}: `), error.message);
+          assert.match(error.message, want);
+          assert.ok(error.hint);
+          return true;
+        },
+      );
+    });
+  }
+
+  test('long values are shortened in the message', () => {
+    assert.throws(
+      () => parsePeerList(body({ fang: { publicKey: 'x'.repeat(500) } })),
+      (error: unknown) => isSnakebiteError(error) && error.message.length < 200 && error.message.includes('...'),
+    );
+  });
+});
+
+describe('parsePeerList: a bad entry is dropped, the rest survive', () => {
+  const rows: { name: string; item: unknown; path: string; reason: RegExp; hasKey: boolean }[] = [
+    { name: 'not an object', item: 'peer', path: 'peers[1]', reason: /expected an object, got "peer"/, hasKey: false },
+    { name: 'null', item: null, path: 'peers[1]', reason: /expected an object, got null/, hasKey: false },
+    { name: 'an array', item: [P3], path: 'peers[1]', reason: /expected an object/, hasKey: false },
+    { name: 'bad key', item: entry('AAAA'), path: 'peers[1].publicKey', reason: /expected a WireGuard public key, got "AAAA"/, hasKey: false },
+    { name: 'missing key', item: { endpoint: null, allowedIps: [], latestHandshake: 0 }, path: 'peers[1].publicKey', reason: /got undefined/, hasKey: false },
+    { name: 'endpoint out of range', item: entry(P3, { endpoint: '300.1.1.1:80' }), path: 'peers[1].endpoint', reason: /expected ip:port.* got "300\.1\.1\.1:80"/, hasKey: true },
+    { name: 'endpoint without port', item: entry(P3, { endpoint: '198.51.100.3' }), path: 'peers[1].endpoint', reason: /got "198\.51\.100\.3"/, hasKey: true },
+    { name: 'endpoint port 0', item: entry(P3, { endpoint: '198.51.100.3:0' }), path: 'peers[1].endpoint', reason: /got "198\.51\.100\.3:0"/, hasKey: true },
+    { name: 'endpoint host name', item: entry(P3, { endpoint: 'evil.example:51820' }), path: 'peers[1].endpoint', reason: /got "evil\.example:51820"/, hasKey: true },
+    { name: 'endpoint a number', item: entry(P3, { endpoint: 51820 }), path: 'peers[1].endpoint', reason: /expected ip:port or null, got 51820/, hasKey: true },
+    { name: 'endpoint missing', item: entry(P3, { endpoint: undefined }), path: 'peers[1].endpoint', reason: /got undefined/, hasKey: true },
+    { name: 'allowed IPs a string', item: entry(P3, { allowedIps: '10.10.10.3/32' }), path: 'peers[1].allowedIps', reason: /expected an array, got "10\.10\.10\.3\/32"/, hasKey: true },
+    { name: 'allowed IP /33', item: entry(P3, { allowedIps: ['10.10.10.3/32', '10.0.0.0/33'] }), path: 'peers[1].allowedIps[1]', reason: /expected a prefix like 10\.10\.10\.2\/32, got "10\.0\.0\.0\/33"/, hasKey: true },
+    { name: 'allowed IP a number', item: entry(P3, { allowedIps: [167772161] }), path: 'peers[1].allowedIps[0]', reason: /got 167772161/, hasKey: true },
+    { name: 'allowed IP with a zone', item: entry(P3, { allowedIps: ['fe80::1%eth0/128'] }), path: 'peers[1].allowedIps[0]', reason: /got "fe80::1%eth0\/128"/, hasKey: true },
+    {
+      name: 'too many allowed IPs',
+      item: entry(P3, { allowedIps: new Array(PEER_LIST_LIMITS.maxAllowedIpsPerPeer + 1).fill('10.10.10.3/32') }),
+      path: 'peers[1].allowedIps',
+      reason: /257 entries, more than the limit of 256/,
+      hasKey: true,
+    },
+    { name: 'negative handshake', item: entry(P3, { latestHandshake: -1 }), path: 'peers[1].latestHandshake', reason: /expected unix seconds \(0 for never\), got -1/, hasKey: true },
+    { name: 'fractional handshake', item: entry(P3, { latestHandshake: 1.5 }), path: 'peers[1].latestHandshake', reason: /got 1\.5/, hasKey: true },
+    { name: 'handshake as text', item: entry(P3, { latestHandshake: '0' }), path: 'peers[1].latestHandshake', reason: /got "0"/, hasKey: true },
+    { name: 'handshake past 2^53', item: entry(P3, { latestHandshake: 2 ** 60 }), path: 'peers[1].latestHandshake', reason: /expected unix seconds/, hasKey: true },
+  ];
+  for (const { name, item, path, reason, hasKey } of rows) {
+    test(name, () => {
+      const { list, rejected } = parsePeerList(body({ peers: [entry(P2), item, entry(P4, { allowedIps: ['10.10.10.4/32'] })] }));
+      assert.deepEqual(list.peers.map((p) => p.publicKey), [P2, P4], 'the good entries survive, in order');
+      assert.equal(rejected.length, 1);
+      const [refused] = rejected;
+      assert.equal(refused?.path, path);
+      assert.match(refused?.reason ?? '', reason);
+      assert.equal(refused?.publicKey, hasKey ? P3 : undefined);
+    });
+  }
+
+  test('duplicates: the first entry wins, the second is rejected with its path', () => {
+    const { list, rejected } = parsePeerList(
+      body({ peers: [entry(P2), entry(P3), entry(P2, { endpoint: '203.0.113.66:666' })] }),
+    );
+    assert.deepEqual(list.peers.map((p) => p.publicKey), [P2, P3]);
+    assert.equal(formatEndpoint(list.peers[0]!.endpoint!), '198.51.100.2:51820');
+    assert.deepEqual(rejected, [{ path: 'peers[2].publicKey', publicKey: P2, reason: 'listed twice; the first entry is used' }]);
+  });
+
+  test('a bad entry does not count as the first of a duplicate pair', () => {
+    const { list, rejected } = parsePeerList(body({ peers: [entry(P2, { endpoint: 'bad' }), entry(P2)] }));
+    assert.deepEqual(list.peers.map((p) => p.publicKey), [P2]);
+    assert.deepEqual(rejected.map((r) => r.path), ['peers[0].endpoint']);
+  });
+
+  test('every entry bad: an empty list, every one explained', () => {
+    const { list, rejected } = parsePeerList(body({ peers: [1, 'two', null, entry('x')] }));
+    assert.equal(list.peers.length, 0);
+    assert.deepEqual(rejected.map((r) => r.path), ['peers[0]', 'peers[1]', 'peers[2]', 'peers[3].publicKey']);
+  });
+});
+
+describe('parsePeerList: limits', () => {
+  test('exactly the maximum number of peers, each with the maximum number of allowed IPs, is accepted', () => {
+    const allowedIps = Array.from({ length: PEER_LIST_LIMITS.maxAllowedIpsPerPeer }, (_, i) => `10.99.${i}.0/24`);
+    const peers = Array.from({ length: PEER_LIST_LIMITS.maxPeers }, (_, i) => ({
+      publicKey: Buffer.alloc(32, 0).fill(i & 0xff, 0, 1).fill(i >> 8, 1, 2).toString('base64'),
+      endpoint: `198.51.${i >> 8}.${i & 0xff}:51820`,
+      allowedIps: i === 0 ? allowedIps : [`10.${i >> 8}.${i & 0xff}.1/32`],
+      latestHandshake: i,
+    }));
+    const { list, rejected } = parsePeerList(body({ peers }));
+    assert.deepEqual(rejected, []);
+    assert.equal(list.peers.length, PEER_LIST_LIMITS.maxPeers);
+    assert.equal(list.peers[0]?.allowedIps.length, PEER_LIST_LIMITS.maxAllowedIpsPerPeer);
+  });
+});
+
+describe('serializePeerList', () => {
+  const list: PeerList = {
+    version: 1,
+    fang: { publicKey: FANG },
+    you: { publicKey: YOU, endpoint: endpoint('[2001:db8::99]:40000') },
+    peers: [
+      { publicKey: P2, endpoint: endpoint('198.51.100.2:51820'), allowedIps: [prefix('10.10.10.2/32')], latestHandshake: 1700000000 },
+      { publicKey: P3, endpoint: endpoint('[::ffff:192.0.2.3]:51820'), allowedIps: [prefix('10.10.10.3/32'), prefix('fd00::3/128')], latestHandshake: 1 },
+      { publicKey: P4, endpoint: null, allowedIps: [], latestHandshake: 0 },
+    ],
+  };
+
+  test('the wire form', () => {
+    assert.deepEqual(serializePeerList(list), {
+      version: 1,
+      fang: { publicKey: FANG },
+      you: { publicKey: YOU, endpoint: '[2001:db8::99]:40000' },
+      peers: [
+        { publicKey: P2, endpoint: '198.51.100.2:51820', allowedIps: ['10.10.10.2/32'], latestHandshake: 1700000000 },
+        { publicKey: P3, endpoint: '[::ffff:192.0.2.3]:51820', allowedIps: ['10.10.10.3/32', 'fd00::3/128'], latestHandshake: 1 },
+        { publicKey: P4, endpoint: null, allowedIps: [], latestHandshake: 0 },
+      ],
+    });
+  });
+
+  test('serialize -> JSON text -> parse gives the list back', () => {
+    const { list: back, rejected } = parsePeerList(JSON.parse(JSON.stringify(serializePeerList(list))));
+    assert.deepEqual(rejected, []);
+    assert.deepEqual(back, list);
+  });
+
+  test('parse -> serialize -> parse is stable', () => {
+    const first = parsePeerList(body()).list;
+    const second = parsePeerList(JSON.parse(JSON.stringify(serializePeerList(first)))).list;
+    assert.deepEqual(second, first);
+  });
+
+  test('formatPeerListText: one "<key> <endpoint>" line per peer with an endpoint', () => {
+    assert.equal(formatPeerListText(list), `${P2} 198.51.100.2:51820\n${P3} [::ffff:192.0.2.3]:51820\n`);
+  });
+
+  test('formatPeerListText of a list without endpoints is empty', () => {
+    assert.equal(formatPeerListText({ ...list, peers: [list.peers[2]!] }), '');
+  });
+});

@@ -1,0 +1,524 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isSnakebiteError } from '../../src/errors';
+import { formatEndpoint, formatIp, formatPrefix, prefixContainsIp, prefixCovers } from '../../src/ip/address';
+import type { PeerList, PeerListEntry } from '../../src/peer-list/peer-list';
+import { findFangPeer } from '../../src/plan/fang-peer';
+import { planPeerChanges, type Activity, type Plan, type Policy } from '../../src/plan/plan';
+import type { DeviceState } from '../../src/wireguard/device-state';
+import type { WireGuardKey } from '../../src/wireguard/key';
+import { applyToDevice, device, endpoint, ip, key, peer, pick, prefix, randomKey, seededRandom, stringify, type PeerSpec } from '../support/fakes';
+
+const SELF = key(0x01);
+const FANG = key(0xf0);
+const OLD = key(0x03); // an existing peer at 10.10.10.3
+const NEW = key(0x05);
+const NEW2 = key(0x06);
+
+const NOW_SECONDS = 1_700_000_000;
+const NOW = new Date(NOW_SECONDS * 1000);
+
+const POLICY: Policy = { fangPublicKey: FANG, serverAddress: ip('10.10.10.1'), keepaliveSeconds: 25, flowingWithinSeconds: 180 };
+
+const FANG_PEER: PeerSpec = { publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: ['10.10.10.0/24', 'fd00::/64'], latestHandshake: NOW_SECONDS - 30, persistentKeepalive: 25 };
+
+function baseDevice(extra: PeerSpec[] = [], old: Partial<PeerSpec> = {}): DeviceState {
+  return device(SELF, [FANG_PEER, { publicKey: OLD, endpoint: '198.51.100.3:51820', allowedIps: ['10.10.10.3/32'], latestHandshake: NOW_SECONDS - 1000, persistentKeepalive: 25, ...old }, ...extra]);
+}
+
+function listEntry(publicKey: WireGuardKey, endpointText: string | null, allowedIps: string[], latestHandshake = NOW_SECONDS - 5): PeerListEntry {
+  return { publicKey, endpoint: endpointText === null ? null : endpoint(endpointText), allowedIps: allowedIps.map(prefix), latestHandshake };
+}
+
+function list(peers: PeerListEntry[]): PeerList {
+  return { version: 1, fang: { publicKey: FANG }, you: { publicKey: SELF, endpoint: endpoint('203.0.113.1:40000') }, peers };
+}
+
+/** The plan in words, so a failing row shows what differs. */
+function describePlan(plan: Plan) {
+  return {
+    changes: plan.changes.map((c) => ({
+      kind: c.kind,
+      publicKey: c.publicKey,
+      endpoint: c.endpoint && formatEndpoint(c.endpoint),
+      ...(c.allowedIps ? { allowedIps: c.allowedIps.map(formatPrefix) } : {}),
+      ...(c.persistentKeepalive !== undefined ? { persistentKeepalive: c.persistentKeepalive } : {}),
+      previousEndpoint: c.previousEndpoint && formatEndpoint(c.previousEndpoint),
+      probeAddress: c.probeAddress && formatIp(c.probeAddress),
+      refused: c.refusedAllowedIps.map((r) => r.prefix),
+    })),
+    skipped: plan.skipped.map((s) => ({ publicKey: s.publicKey, severity: s.severity })),
+  };
+}
+
+interface Row {
+  name: string;
+  current: DeviceState;
+  list: PeerList;
+  activity?: Activity;
+  want: ReturnType<typeof describePlan>;
+  /** Patterns the reasons must match: a skipped peer's, or a change's refused allowed IPs. */
+  reasons?: RegExp[];
+}
+
+const rows: Row[] = [
+  {
+    name: 'a new peer is added with its allowed IPs, keepalive and a probe address',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32', 'fd00::5/128'])]),
+    want: {
+      changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: ['10.10.10.5/32', 'fd00::5/128'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: [] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'a new peer at an IPv6 endpoint',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '[2001:db8::5]:51820', ['fd00::5/128'])]),
+    want: {
+      changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '[2001:db8::5]:51820', allowedIps: ['fd00::5/128'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: 'fd00::5', refused: [] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'a new peer keeps only the allowed IPs strictly inside the fang range; 0.0.0.0/0 and ::/0 are refused',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['0.0.0.0/0', '10.10.10.5/32', '::/0'])]),
+    want: {
+      changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: ['0.0.0.0/0', '::/0'] }],
+      skipped: [],
+    },
+    reasons: [/outside the fang peer's allowed IPs \(10\.10\.10\.0\/24, fd00::\/64\)/],
+  },
+  {
+    name: 'only 0.0.0.0/0: the peer is refused',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['0.0.0.0/0'])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [/no allowed IP can be accepted \(0\.0\.0\.0\/0: outside the fang peer's allowed IPs/],
+  },
+  {
+    name: 'outside the fang range: refused',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.11.5/32', '192.168.1.0/24'])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [/10\.10\.11\.5\/32: outside.*192\.168\.1\.0\/24: outside/],
+  },
+  {
+    name: "a prefix equal to the fang's range is refused (WireGuard would move it off the fang peer)",
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.0/24'])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [/10\.10\.10\.0\/24: .*fang peer/],
+  },
+  {
+    name: 'a prefix containing the server address is refused',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.0/30'])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [/10\.10\.10\.0\/30: contains the fang server's address/],
+  },
+  {
+    name: 'the server address itself is refused',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.1/32', '10.10.10.5/32'])]),
+    want: {
+      changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: ['10.10.10.1/32'] }],
+      skipped: [],
+    },
+    reasons: [/contains the fang server's address/],
+  },
+  {
+    name: "a prefix equal to an existing peer's is refused",
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.3/32'])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [new RegExp(`overlaps 10\\.10\\.10\\.3/32 of peer ${OLD.slice(0, 8).replace(/[+/]/g, '\\$&')}`)],
+  },
+  {
+    name: "a prefix covering an existing peer's is refused",
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.2/31'])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [/10\.10\.10\.2\/31: overlaps 10\.10\.10\.3\/32/],
+  },
+  {
+    name: "a prefix inside an existing peer's range is refused",
+    current: baseDevice([{ publicKey: key(0x40), endpoint: null, allowedIps: ['10.10.10.64/26'] }]),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.70/32'])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [/overlaps 10\.10\.10\.64\/26/],
+  },
+  {
+    name: 'two new peers claiming the same prefix: the first gets it',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32']), listEntry(NEW2, '198.51.100.6:4000', ['10.10.10.5/32'])]),
+    want: {
+      changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: [] }],
+      skipped: [{ publicKey: NEW2, severity: 'refused' }],
+    },
+    reasons: [/overlaps 10\.10\.10\.5\/32 of peer/],
+  },
+  {
+    name: 'a new peer listing no allowed IPs is refused',
+    current: baseDevice(),
+    list: list([listEntry(NEW, '198.51.100.5:4000', [])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [/it lists none/],
+  },
+  {
+    name: "the interface's own key is refused",
+    current: baseDevice(),
+    list: list([listEntry(SELF, '198.51.100.1:4000', ['10.10.10.2/32'])]),
+    want: { changes: [], skipped: [{ publicKey: SELF, severity: 'refused' }] },
+    reasons: [/own key/],
+  },
+  {
+    name: "the fang's key is refused, even with a new endpoint",
+    current: baseDevice(),
+    list: list([listEntry(FANG, '203.0.113.66:666', ['10.10.10.0/24'], 0)]),
+    want: { changes: [], skipped: [{ publicKey: FANG, severity: 'refused' }] },
+    reasons: [/fang peer is never changed/],
+  },
+  {
+    name: 'a new peer without an endpoint is kept for later',
+    current: baseDevice(),
+    list: list([listEntry(NEW, null, ['10.10.10.5/32'], 0)]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'kept' }] },
+    reasons: [/no endpoint for it yet/],
+  },
+  {
+    name: 'an existing peer without an endpoint in the list keeps its endpoint',
+    current: baseDevice(),
+    list: list([listEntry(OLD, null, ['10.10.10.3/32'], 0)]),
+    want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+  },
+  {
+    name: 'an existing peer that is not flowing gets the new endpoint (keepalive already set, so untouched)',
+    current: baseDevice(),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    want: {
+      changes: [{ kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', previousEndpoint: '198.51.100.3:51820', probeAddress: '10.10.10.3', refused: [] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'an existing peer with keepalive off gets keepalive along with the endpoint',
+    current: baseDevice([], { persistentKeepalive: null }),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    want: {
+      changes: [{ kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', persistentKeepalive: 25, previousEndpoint: '198.51.100.3:51820', probeAddress: '10.10.10.3', refused: [] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'an existing peer with no endpoint and no handshake gets one',
+    current: baseDevice([], { endpoint: null, latestHandshake: 0 }),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    want: {
+      changes: [{ kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', previousEndpoint: null, probeAddress: '10.10.10.3', refused: [] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'an existing peer with a recent handshake keeps its endpoint',
+    current: baseDevice([], { latestHandshake: NOW_SECONDS - 10 }),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+    reasons: [/traffic is flowing \(last heard 10s ago\); keeping endpoint 198\.51\.100\.3:51820/],
+  },
+  {
+    name: 'flowing at exactly the limit still counts as flowing',
+    current: baseDevice([], { latestHandshake: NOW_SECONDS - 180 }),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+  },
+  {
+    name: 'one second past the limit is not flowing',
+    current: baseDevice([], { latestHandshake: NOW_SECONDS - 181 }),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    want: {
+      changes: [{ kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', previousEndpoint: '198.51.100.3:51820', probeAddress: '10.10.10.3', refused: [] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'a handshake in the future (clock skew) counts as flowing',
+    current: baseDevice([], { latestHandshake: NOW_SECONDS + 50 }),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+  },
+  {
+    name: 'an old handshake but recent received bytes (activity) keeps the endpoint',
+    current: baseDevice(),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    activity: new Map([[OLD, NOW_SECONDS - 20]]),
+    want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+    reasons: [/last heard 20s ago/],
+  },
+  {
+    name: 'old activity does not keep the endpoint',
+    current: baseDevice(),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    activity: new Map([[OLD, NOW_SECONDS - 500]]),
+    want: {
+      changes: [{ kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', previousEndpoint: '198.51.100.3:51820', probeAddress: '10.10.10.3', refused: [] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'an equal endpoint is no change and not worth a skip line',
+    current: baseDevice(),
+    list: list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]),
+    want: { changes: [], skipped: [] },
+  },
+  {
+    name: 'an IPv4-mapped spelling of the same endpoint is no change',
+    current: baseDevice(),
+    list: list([listEntry(OLD, '[::ffff:198.51.100.3]:51820', ['10.10.10.3/32'])]),
+    want: { changes: [], skipped: [] },
+  },
+  {
+    name: 'allowed IPs of an existing peer are never rewritten',
+    current: baseDevice(),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.0/25', '0.0.0.0/0'])]),
+    want: {
+      changes: [{ kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', previousEndpoint: '198.51.100.3:51820', probeAddress: '10.10.10.3', refused: [] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'without the fang peer on the interface, nothing can be added',
+    current: device(SELF, [{ publicKey: OLD, endpoint: null, allowedIps: ['10.10.10.3/32'] }]),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32'])]),
+    want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+    reasons: [/outside the fang peer's allowed IPs \(none\)/],
+  },
+  {
+    name: 'a full-tunnel fang (0.0.0.0/0) accepts host routes inside it',
+    current: device(SELF, [{ publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: ['0.0.0.0/0'] }]),
+    list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32', '0.0.0.0/0'])]),
+    want: {
+      changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: ['0.0.0.0/0'] }],
+      skipped: [],
+    },
+  },
+  {
+    name: 'an empty list plans nothing',
+    current: baseDevice(),
+    list: list([]),
+    want: { changes: [], skipped: [] },
+  },
+  {
+    name: 'a mixed list: each entry on its own merits, in list order',
+    current: baseDevice([], { persistentKeepalive: null }),
+    list: list([
+      listEntry(FANG, '203.0.113.66:666', ['10.10.10.0/24']),
+      listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32']),
+      listEntry(SELF, '198.51.100.1:1', ['10.10.10.2/32']),
+      listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32']),
+      listEntry(NEW2, null, ['10.10.10.6/32']),
+    ]),
+    want: {
+      changes: [
+        { kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: [] },
+        { kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', persistentKeepalive: 25, previousEndpoint: '198.51.100.3:51820', probeAddress: '10.10.10.3', refused: [] },
+      ],
+      skipped: [
+        { publicKey: FANG, severity: 'refused' },
+        { publicKey: SELF, severity: 'refused' },
+        { publicKey: NEW2, severity: 'kept' },
+      ],
+    },
+  },
+];
+
+describe('planPeerChanges', () => {
+  for (const row of rows) {
+    test(row.name, () => {
+      const before = stringify(row.current);
+      const plan = planPeerChanges(row.current, row.list, POLICY, NOW, row.activity);
+      assert.deepEqual(describePlan(plan), row.want);
+      assert.equal(stringify(row.current), before, 'planning does not mutate the device');
+      assert.ok(!plan.changes.some((c) => c.publicKey === FANG), 'the fang peer never appears in changes');
+      const reasons = [...plan.skipped.map((s) => s.reason), ...plan.changes.flatMap((c) => c.refusedAllowedIps.map((r) => r.reason))].join('\n');
+      for (const pattern of row.reasons ?? []) assert.match(reasons, pattern);
+      for (const change of plan.changes) assert.ok(change.reason.length > 0, 'every change says why');
+      for (const skip of plan.skipped) assert.ok(skip.reason.length > 0, 'every skip says why');
+
+      const after = applyToDevice(row.current, plan.changes);
+      assert.deepEqual(planPeerChanges(after, row.list, POLICY, NOW, row.activity).changes, [], 'planning again after applying gives nothing');
+    });
+  }
+
+  test('change reasons: never, or how long ago', () => {
+    const never = planPeerChanges(baseDevice([], { latestHandshake: 0 }), list([listEntry(OLD, '203.0.113.3:6000', [])]), POLICY, NOW);
+    assert.equal(never.changes[0]?.reason, 'no handshake yet');
+    const old = planPeerChanges(baseDevice([], { latestHandshake: NOW_SECONDS - 1000 }), list([listEntry(OLD, '203.0.113.3:6000', [])]), POLICY, NOW);
+    assert.equal(old.changes[0]?.reason, 'no handshake for 1000s');
+  });
+
+  test('an existing peer without allowed IPs gets no probe address', () => {
+    const plan = planPeerChanges(baseDevice([], { allowedIps: [] }), list([listEntry(OLD, '203.0.113.3:6000', [])]), POLICY, NOW);
+    assert.equal(plan.changes[0]?.probeAddress, null);
+  });
+
+  test('the keepalive comes from the policy', () => {
+    const plan = planPeerChanges(baseDevice(), list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32'])]), { ...POLICY, keepaliveSeconds: 7 }, NOW);
+    assert.equal(plan.changes[0]?.persistentKeepalive, 7);
+  });
+});
+
+describe('planPeerChanges converges (random devices and lists)', () => {
+  const ITERATIONS = 200;
+
+  function randomCase(random: () => number) {
+    const fangRanges = pick(random, [['10.10.10.0/24'], ['10.10.0.0/16'], ['10.10.10.0/24', 'fd00::/64'], ['0.0.0.0/0'], []]);
+    const server = pick(random, ['10.10.10.1', '10.10.0.1', 'fd00::1']);
+    const host = () =>
+      random() < 0.8
+        ? `10.10.${pick(random, [10, 10, 10, 11, 0])}.${Math.floor(random() * 256)}/32`
+        : pick(random, ['fd00::5/128', 'fd00::6/128', '10.10.10.0/24', '10.10.10.0/28', '10.10.10.64/26', '0.0.0.0/0', '192.168.1.0/24', '10.10.10.1/32', 'fd00::1/128']);
+    const endpointText = () =>
+      random() < 0.2 ? null : random() < 0.8 ? `198.51.100.${Math.floor(random() * 4)}:${4000 + Math.floor(random() * 3)}` : pick(random, ['[2001:db8::1]:51820', '[::ffff:198.51.100.1]:4000']);
+    const handshake = () => pick(random, [0, NOW_SECONDS - 10, NOW_SECONDS - 179, NOW_SECONDS - 181, NOW_SECONDS - 5000, NOW_SECONDS + 5]);
+
+    const keys = Array.from({ length: 8 }, () => randomKey(random));
+    const self = randomKey(random);
+    const fang = randomKey(random);
+    const localPeers: PeerSpec[] = [];
+    if (random() < 0.9) localPeers.push({ publicKey: fang, endpoint: '192.0.2.1:51820', allowedIps: fangRanges, latestHandshake: handshake() });
+    for (const k of keys) {
+      if (random() < 0.4) {
+        const count = Math.floor(random() * 3);
+        localPeers.push({
+          publicKey: k,
+          endpoint: endpointText(),
+          allowedIps: Array.from({ length: count }, host),
+          latestHandshake: handshake(),
+          persistentKeepalive: random() < 0.5 ? null : 25,
+          rxBytes: Math.floor(random() * 1000),
+        });
+      }
+    }
+    // Shuffle so the fang peer is not always first.
+    for (let j = localPeers.length - 1; j > 0; j--) {
+      const k = Math.floor(random() * (j + 1));
+      [localPeers[j], localPeers[k]] = [localPeers[k]!, localPeers[j]!];
+    }
+    const current = device(random() < 0.95 ? self : null, localPeers);
+    // Two local peers may not hold the exact same prefix (WireGuard keeps each once).
+    const seen = new Set<string>();
+    const dedup: DeviceState = {
+      ...current,
+      peers: current.peers.map((p) => ({
+        ...p,
+        allowedIps: p.allowedIps.filter((a) => {
+          const text = formatPrefix(a);
+          if (seen.has(text)) return false;
+          seen.add(text);
+          return true;
+        }),
+      })),
+    };
+
+    const candidates = [...keys, self, fang];
+    const listed = new Set<string>();
+    const entries: PeerListEntry[] = [];
+    const count = Math.floor(random() * 8);
+    for (let i = 0; i < count; i++) {
+      const k = pick(random, candidates);
+      if (listed.has(k)) continue; // parsePeerList never yields duplicates
+      listed.add(k);
+      const e = endpointText();
+      entries.push({ publicKey: k, endpoint: e === null ? null : endpoint(e), allowedIps: Array.from({ length: Math.floor(random() * 4) }, () => prefix(host())), latestHandshake: handshake() });
+    }
+    const activity: Activity | undefined = random() < 0.5 ? undefined : new Map(keys.map((k) => [k, handshake()]));
+    const policy: Policy = { fangPublicKey: fang, serverAddress: ip(server), keepaliveSeconds: 25, flowingWithinSeconds: 180 };
+    return { current: dedup, list: { version: 1 as const, fang: { publicKey: fang }, you: { publicKey: self, endpoint: null }, peers: entries }, policy, activity };
+  }
+
+  test(`${ITERATIONS} random cases: apply, plan again, nothing left; the fang peer untouched; no route stolen`, () => {
+    const random = seededRandom(20240601);
+    let totalChanges = 0;
+    for (let i = 0; i < ITERATIONS; i++) {
+      const { current, list: peerList, policy, activity } = randomCase(random);
+      const context = () => `case ${i}: ${stringify({ current, peerList, policy })}`;
+      const plan = planPeerChanges(current, peerList, policy, NOW, activity);
+      totalChanges += plan.changes.length;
+      const fangBefore = current.peers.find((p) => p.publicKey === policy.fangPublicKey);
+      const fangRange = fangBefore?.allowedIps ?? [];
+
+      for (const change of plan.changes) {
+        assert.notEqual(change.publicKey, policy.fangPublicKey, context());
+        assert.notEqual(change.publicKey, current.publicKey, context());
+        assert.equal(change.remove, undefined, context());
+        for (const a of change.allowedIps ?? []) {
+          assert.ok(!prefixContainsIp(a, policy.serverAddress), `route to the server given away; ${context()}`);
+          assert.ok(fangRange.some((outer) => prefixCovers(outer, a) && outer.length < a.length), `route outside the fang range; ${context()}`);
+        }
+      }
+      assert.equal(new Set(plan.changes.map((c) => c.publicKey)).size, plan.changes.length, `one change per peer; ${context()}`);
+
+      const after = applyToDevice(current, plan.changes);
+      assert.equal(stringify(after.peers.find((p) => p.publicKey === policy.fangPublicKey)), stringify(fangBefore), `fang peer changed; ${context()}`);
+      for (const before of current.peers) {
+        const now = after.peers.find((p) => p.publicKey === before.publicKey);
+        assert.ok(now, `peer removed; ${context()}`);
+        assert.equal(stringify(now.allowedIps), stringify(before.allowedIps), `allowed IPs of an existing peer changed; ${context()}`);
+      }
+      const again = planPeerChanges(after, peerList, policy, NOW, activity);
+      assert.deepEqual(describePlan(again).changes, [], `not converged; ${context()}`);
+    }
+    assert.ok(totalChanges > ITERATIONS / 2, `the generator should produce changes (got ${totalChanges})`);
+  });
+
+  test('planning is deterministic: the same input gives the same plan', () => {
+    const random = seededRandom(7);
+    for (let i = 0; i < 50; i++) {
+      const { current, list: peerList, policy, activity } = randomCase(random);
+      assert.equal(stringify(planPeerChanges(current, peerList, policy, NOW, activity)), stringify(planPeerChanges(current, peerList, policy, NOW, activity)));
+    }
+  });
+});
+
+describe('findFangPeer', () => {
+  const wide = { publicKey: key(0x10), endpoint: '192.0.2.1:51820', allowedIps: ['10.0.0.0/8'] };
+  const narrow = { publicKey: key(0x11), endpoint: '192.0.2.2:51820', allowedIps: ['172.16.0.0/12', '10.10.10.0/24'] };
+  const host = { publicKey: key(0x12), endpoint: null, allowedIps: ['10.10.10.7/32'] };
+
+  const rows = [
+    { name: 'the longest match wins', peers: [wide, narrow, host], server: '10.10.10.1', want: narrow.publicKey },
+    { name: 'order does not matter', peers: [host, narrow, wide], server: '10.10.10.1', want: narrow.publicKey },
+    { name: 'a host route beats a range', peers: [wide, narrow, host], server: '10.10.10.7', want: host.publicKey },
+    { name: 'only the wide range matches', peers: [wide, narrow, host], server: '10.20.0.1', want: wide.publicKey },
+    { name: 'IPv6', peers: [wide, { publicKey: key(0x13), endpoint: null, allowedIps: ['fd00::/64'] }], server: 'fd00::1', want: key(0x13) },
+    { name: 'a default route', peers: [{ publicKey: key(0x14), endpoint: null, allowedIps: ['0.0.0.0/0'] }, narrow], server: '203.0.113.1', want: key(0x14) },
+  ];
+  for (const { name, peers, server, want } of rows) {
+    test(name, () => assert.equal(findFangPeer(device(SELF, peers), ip(server)).publicKey, want));
+  }
+
+  test('no peer routes the server address: SB_NO_FANG_PEER, naming both', () => {
+    assert.throws(
+      () => findFangPeer(device(SELF, [narrow, host], 'wg5'), ip('192.168.7.1')),
+      (error: unknown) => {
+        assert.ok(isSnakebiteError(error, 'SB_NO_FANG_PEER'));
+        assert.match(error.message, /wg5/);
+        assert.match(error.message, /192\.168\.7\.1/);
+        assert.match(error.hint ?? '', /AllowedIPs contain 192\.168\.7\.1/);
+        return true;
+      },
+    );
+  });
+
+  test('no peers at all: SB_NO_FANG_PEER', () => {
+    assert.throws(() => findFangPeer(device(SELF, []), ip('10.10.10.1')), (error: unknown) => isSnakebiteError(error, 'SB_NO_FANG_PEER'));
+  });
+
+  test('a peer record is returned as it is', () => {
+    const state = device(SELF, [wide]);
+    assert.equal(findFangPeer(state, ip('10.1.1.1')), state.peers[0]);
+    assert.deepEqual(findFangPeer(state, ip('10.1.1.1')), peer(wide));
+  });
+});
