@@ -1,12 +1,14 @@
 /**
  * A small internet in network namespaces, with real WireGuard (wireguard-go)
- * and real NATs (iptables MASQUERADE), to run the real `snakebite` in.
+ * and real NATs (iptables SNAT, which maps like MASQUERADE), to run the real
+ * `snakebite` in.
  *
  *                    inet: bridge "sw", 203.0.113.0/24 (TEST-NET-3)
  *        ┌────────────────────┬───────────────────────────┐
  *   F 203.0.113.1       natA 203.0.113.10            natB 203.0.113.20
- *   wg 10.10.10.1/24    MASQUERADE (cone,            MASQUERADE (cone,
- *   udp 51820           or --random-fully)           or --random-fully)
+ *   wg 10.10.10.1/24    SNAT: cone, or               SNAT: cone, or
+ *   udp 51820           symmetric (--random-fully)   symmetric (--random-fully)
+ *                       rebind moves it to .11       rebind moves it to .21
  *   snakebite server    lan 192.168.1.1/24           lan 192.168.2.1/24
  *                        │            │                   │
  *                   A 192.168.1.2  C 192.168.1.3     B 192.168.2.2
@@ -48,20 +50,24 @@ export interface NatLabOptions {
 
 export interface LabHost {
   readonly name: HostName;
+  readonly router?: 'natA' | 'natB';
   readonly ns: string;
   readonly wgInterface: string;
   readonly overlayAddress: string;
   readonly keys: KeyPair;
   readonly lanAddress: string;
-  /** Where the other peers should see this host's WireGuard packets come from (its NAT's public address). */
-  readonly publicEndpoint: string;
+  /** Where the other peers should see this host's WireGuard packets come from (its NAT's public address); changes on rebind. */
+  publicEndpoint: string;
 }
 
 export interface LabRouter {
   readonly name: 'natA' | 'natB';
   readonly ns: string;
   readonly wan: string;
-  readonly wanAddress: string;
+  /** The router's two public addresses: it uses the first, and moves to the other on a rebind. */
+  readonly wanAddresses: readonly [string, string];
+  /** The public address its NAT maps to now. */
+  publicAddress: string;
   nat: NatKind;
 }
 
@@ -161,7 +167,7 @@ export class NatLab {
       { router: 'natA' as const, wanAddress: '203.0.113.10', lan: '192.168.1', hosts: [['a', 2, '10.10.10.2'], ...(this.options.withHostC ? [['c', 3, '10.10.10.4']] : [])] as [HostName, number, string][] },
       { router: 'natB' as const, wanAddress: '203.0.113.20', lan: '192.168.2', hosts: [['b', 2, '10.10.10.3']] as [HostName, number, string][] },
     ];
-    const hostSpecs: { name: HostName; ns: string; lanAddress: string; overlay: string; publicEndpoint: string }[] = [];
+    const hostSpecs: { name: HostName; ns: string; lanAddress: string; overlay: string; publicEndpoint: string; router?: 'natA' | 'natB' }[] = [];
     for (const site of sites) {
       const short = site.router === 'natA' ? 'na' : 'nb';
       const ns = await this.addNamespace(site.router.toLowerCase());
@@ -172,7 +178,9 @@ export class NatLab {
       await exec(['ip', '-n', ns, 'addr', 'add', `${site.lan}.1/24`, 'dev', lanBridge], this.log);
       await exec(['ip', '-n', ns, 'link', 'set', lanBridge, 'up'], this.log);
       await this.inNs(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-      const router: LabRouter = { name: site.router, ns, wan, wanAddress: site.wanAddress, nat: natKinds[site.router] };
+      const secondAddress = site.wanAddress.replace(/0$/, '1');
+      await exec(['ip', '-n', ns, 'addr', 'add', `${secondAddress}/24`, 'dev', wan], this.log);
+      const router: LabRouter = { name: site.router, ns, wan, wanAddresses: [site.wanAddress, secondAddress], publicAddress: site.wanAddress, nat: natKinds[site.router] };
       this.routers.set(site.router, router);
       await this.configureNat(router);
       for (const [name, lastOctet, overlay] of site.hosts) {
@@ -180,7 +188,7 @@ export class NatLab {
         const lanAddress = `${site.lan}.${lastOctet}`;
         await this.wire(hostNs, `sb${id}${name}u`, `${lanAddress}/24`, ns, `sb${id}${name}p`, lanBridge);
         await exec(['ip', '-n', hostNs, 'route', 'add', 'default', 'via', `${site.lan}.1`], this.log);
-        hostSpecs.push({ name, ns: hostNs, lanAddress, overlay, publicEndpoint: `${site.wanAddress}:${WG_PORT}` });
+        hostSpecs.push({ name, ns: hostNs, lanAddress, overlay, publicEndpoint: `${site.wanAddress}:${WG_PORT}`, router: site.router });
       }
     }
 
@@ -188,6 +196,7 @@ export class NatLab {
     for (const spec of all) {
       this.hosts.set(spec.name, {
         name: spec.name,
+        ...(spec.router ? { router: spec.router } : {}),
         ns: spec.ns,
         wgInterface: `sb${id}wg${spec.name}`,
         overlayAddress: spec.overlay,
@@ -211,7 +220,10 @@ export class NatLab {
     await ipt('-t', 'nat', '-F', 'POSTROUTING');
     await ipt('-F', 'INPUT');
     await ipt('-F', 'FORWARD');
-    await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', router.wan, '-j', 'MASQUERADE', ...(router.nat === 'symmetric' ? ['--random-fully'] : []));
+    // SNAT to the router's current public address; --random-fully gives every
+    // destination its own random port (symmetric), without it the source port is
+    // kept for every destination (endpoint-independent mapping, like MASQUERADE).
+    await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', router.wan, '-j', 'SNAT', '--to-source', router.publicAddress, ...(router.nat === 'symmetric' ? ['--random-fully'] : []));
     // Unsolicited packets from the WAN are dropped before conntrack confirms them,
     // as on a home router; otherwise they would occupy the tuple a punch needs.
     await ipt('-A', 'INPUT', '-i', router.wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
@@ -226,7 +238,19 @@ export class NatLab {
     await this.flushConntrack(name);
   }
 
-  /** A NAT "rebind": the router forgets every mapping, as after a reboot. */
+  /**
+   * A NAT rebind as a carrier does it: the router moves to its other public
+   * address and forgets every mapping, so its hosts appear at a new endpoint.
+   */
+  async rebind(name: 'natA' | 'natB'): Promise<void> {
+    const router = this.router(name);
+    router.publicAddress = router.wanAddresses[router.publicAddress === router.wanAddresses[0] ? 1 : 0];
+    await this.configureNat(router);
+    await this.flushConntrack(name);
+    for (const host of this.hosts.values()) if (host.router === name) host.publicEndpoint = `${router.publicAddress}:${WG_PORT}`;
+  }
+
+  /** A NAT "reboot": the router forgets every mapping but keeps its public address. */
   async flushConntrack(name: 'natA' | 'natB'): Promise<void> {
     await this.inNs(this.router(name).ns, ['conntrack', '-F']).catch(() => undefined);
   }
@@ -242,28 +266,43 @@ export class NatLab {
   }
 
   private async configureWireGuard(): Promise<void> {
+    await this.configureHost(this.host('f'));
+    for (const host of this.hosts.values()) if (host.name !== 'f') await this.configureHost(host);
+  }
+
+  /** Gives a host's interface its config (as wg-quick would from its file) and brings it up. */
+  private async configureHost(host: LabHost): Promise<void> {
     const f = this.host('f');
     const peers = [...this.hosts.values()].filter((h) => h.name !== 'f');
-    const keepalive = String(this.options.keepaliveToFang ?? 25);
-    const setKey = async (host: LabHost) => {
-      const file = join(this.keyDir, `${host.name}.key`);
-      writeFileSync(file, `${host.keys.privateKey}\n`, { mode: 0o600 });
-      return file;
-    };
-    // F: every peer with its /32, no endpoints (F learns them from the peers' packets).
-    const fArgs = ['wg', 'set', f.wgInterface, 'private-key', await setKey(f), 'listen-port', String(WG_PORT)];
-    for (const peer of peers) fArgs.push('peer', peer.keys.publicKey, 'allowed-ips', `${peer.overlayAddress}/32`);
-    await this.inNs(f.ns, fArgs);
-    await this.bringUp(f);
-    for (const host of peers) {
-      const args = ['wg', 'set', host.wgInterface, 'private-key', await setKey(host), 'listen-port', String(WG_PORT)];
+    const keyFile = join(this.keyDir, `${host.name}.key`);
+    writeFileSync(keyFile, `${host.keys.privateKey}\n`, { mode: 0o600 });
+    const args = ['wg', 'set', host.wgInterface, 'private-key', keyFile, 'listen-port', String(WG_PORT)];
+    if (host === f) {
+      // F: every peer with its /32, no endpoints (F learns them from the peers' packets).
+      for (const peer of peers) args.push('peer', peer.keys.publicKey, 'allowed-ips', `${peer.overlayAddress}/32`);
+    } else {
+      const keepalive = String(this.options.keepaliveToFang ?? 25);
       args.push('peer', f.keys.publicKey, 'endpoint', `${FANG_PUBLIC}:${WG_PORT}`, 'allowed-ips', OVERLAY_PREFIX, 'persistent-keepalive', keepalive);
       if (this.options.peersKnowEachOther) {
         for (const other of peers) if (other !== host) args.push('peer', other.keys.publicKey, 'allowed-ips', `${other.overlayAddress}/32`);
       }
-      await this.inNs(host.ns, args);
-      await this.bringUp(host);
     }
+    await this.inNs(host.ns, args);
+    await this.bringUp(host);
+  }
+
+  /**
+   * What `wg-quick down; wg-quick up` does: the interface and every runtime
+   * change to it (peers Snakebite added) are gone, then it comes back from its
+   * config with the same keys and ListenPort.
+   */
+  async restartWireGuard(name: HostName, downForMs = 0): Promise<void> {
+    const host = this.host(name);
+    const running = this.processes.find((p) => p.name === `wireguard-go ${name}` && p.child.exitCode === null && p.child.signalCode === null);
+    if (running) await this.stop(running);
+    if (downForMs > 0) await new Promise((resolve) => setTimeout(resolve, downForMs));
+    await this.startWireGuard(host);
+    await this.configureHost(host);
   }
 
   private async bringUp(host: LabHost): Promise<void> {
@@ -374,6 +413,23 @@ export class NatLab {
     }
     const match = /(\d+) packets transmitted, (\d+) received/.exec(output);
     return { sent: Number(match?.[1] ?? count), received: Number(match?.[2] ?? 0), output };
+  }
+
+  /**
+   * Pings for `count × intervalS` seconds and returns the longest stretch
+   * without a reply, in seconds, with how many replies came back.
+   */
+  async pingGaps(from: HostName, to: string, count: number, intervalS: number): Promise<{ received: number; longestGapS: number; output: string }> {
+    const argv = ['ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', to];
+    const output = await this.inNs(this.host(from).ns, argv).then((r) => r.stdout, (error: unknown) => String(error));
+    const seqs = [...output.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
+    let longest = 0;
+    let previous = 0;
+    for (const seq of [...seqs, count + 1]) {
+      longest = Math.max(longest, (seq - previous - 1) * intervalS);
+      previous = seq;
+    }
+    return { received: seqs.length, longestGapS: longest, output };
   }
 
   /** Everything the lab's processes printed, for a failing test's report. */

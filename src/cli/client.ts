@@ -1,6 +1,8 @@
 import { fetchPeerList, MAX_REPLY_BYTES } from '../client/fetch-peer-list';
 import { runClientDaemon } from '../client/daemon';
+import { ProbeResponder } from '../client/probe';
 import { sendProbeDatagrams } from '../client/punch';
+import { addressesOf } from '../fang/listen-address';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
 import { DEFAULT_SERVER_PORT } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
@@ -19,6 +21,12 @@ import {
 export const DEFAULT_INTERVAL = '30s';
 export const DEFAULT_KEEPALIVE_SECONDS = 25;
 export const DEFAULT_TIMEOUT = '5s';
+export const DEFAULT_WAIT = '25s';
+export const DEFAULT_HEARTBEAT = '1s';
+/** How long a probe through a contested peer's current endpoint waits for an answer. */
+export const PROBE_TIMEOUT_MS = 1000;
+/** How often a daemon compares its interface with the peer list it holds (one `wg show`). */
+export const LOCAL_CHECK_MS = 2000;
 /**
  * A peer heard from within this many seconds keeps its endpoint. WireGuard
  * rekeys every 120 s while traffic flows and drops a session after 180 s, so
@@ -36,7 +44,12 @@ peer whose traffic is flowing. Runs as a daemon unless --once is given.
   -i, --interface IF     this peer's WireGuard interface (e.g. wg0)
   -s, --server IP[:PORT] the fang server's overlay address; PORT defaults to ${DEFAULT_SERVER_PORT}
       --once             sync one time and exit (for wg-quick PostUp)
-      --interval DUR     time between refreshes as a daemon (default ${DEFAULT_INTERVAL})
+      --wait DUR         how long the fang may hold a request until a peer changes
+                         (push; default ${DEFAULT_WAIT}; 0 polls every --interval instead)
+      --interval DUR     time between refreshes when the fang does not push, and the
+                         longest retry delay after failures (default ${DEFAULT_INTERVAL})
+      --heartbeat DUR    one tiny datagram to the fang this often, so it sees a NAT
+                         rebind at once (default ${DEFAULT_HEARTBEAT}; 0 sends none)
       --keepalive SECS   persistent keepalive set on peers it adds or re-points (default ${DEFAULT_KEEPALIVE_SECONDS})
       --timeout DUR      deadline for one request to the fang (default ${DEFAULT_TIMEOUT})
       --dry-run          log the plan, change nothing
@@ -55,6 +68,8 @@ export async function clientCommand(argv: string[]): Promise<number> {
     server: { type: 'string', short: 's' },
     once: { type: 'boolean', default: false },
     interval: { type: 'string', default: DEFAULT_INTERVAL },
+    wait: { type: 'string', default: DEFAULT_WAIT },
+    heartbeat: { type: 'string', default: DEFAULT_HEARTBEAT },
     keepalive: { type: 'string', default: String(DEFAULT_KEEPALIVE_SECONDS) },
     timeout: { type: 'string', default: DEFAULT_TIMEOUT },
     'dry-run': { type: 'boolean', default: false },
@@ -68,11 +83,13 @@ export async function clientCommand(argv: string[]): Promise<number> {
   const intervalMs = parseDuration('client', 'interval', values.interval, 1000, 3_600_000);
   const keepaliveSeconds = parseInteger('client', 'keepalive', values.keepalive, 1, 65535);
   const timeoutMs = parseDuration('client', 'timeout', values.timeout, 100, 120_000);
+  const waitMs = values.wait === '0' ? 0 : parseDuration('client', 'wait', values.wait, 1000, 60_000);
+  const heartbeatMs = values.heartbeat === '0' ? 0 : parseDuration('client', 'heartbeat', values.heartbeat, 100, 3_600_000);
   const logger = loggerFromFlags('client', values).child({ interface: interfaceName });
 
   const deps: SyncDeps = {
     driver: new WgCommandDriver(interfaceName),
-    fetchPeerList: () => fetchPeerList({ server: server.address, port: server.port, timeoutMs, maxBytes: MAX_REPLY_BYTES }),
+    fetchPeerList: (request = {}) => fetchPeerList({ server: server.address, port: server.port, timeoutMs, maxBytes: MAX_REPLY_BYTES, ...request }),
     triggerHandshakes: sendProbeDatagrams,
     logger,
     clock: () => new Date(),
@@ -88,8 +105,26 @@ export async function clientCommand(argv: string[]): Promise<number> {
     logger.info('sync-once-done', { changes: result.plan.changes.length, refused: result.rejected.length + result.plan.skipped.filter((s) => s.severity === 'refused').length });
     return 0;
   }
-  logger.info('client-started', { server: `${values.server}`, intervalMs, keepalive: keepaliveSeconds });
-  await runClientDaemon(deps, { ...options, intervalMs, signal: shutdownSignal(logger) });
+  logger.info('client-started', { server: `${values.server}`, push: waitMs > 0, intervalMs, heartbeatMs, keepalive: keepaliveSeconds });
+  const signal = shutdownSignal(logger);
+  const responder = new ProbeResponder(logger);
+  await responder.bind(addressesOf(interfaceName));
+  // The interface may come up (or get its addresses) after the daemon starts.
+  const rebind = setInterval(() => void responder.bind(addressesOf(interfaceName)), 10_000);
+  try {
+    await runClientDaemon(deps, {
+      ...options,
+      intervalMs,
+      waitSeconds: Math.round(waitMs / 1000),
+      heartbeatMs,
+      probeTimeoutMs: PROBE_TIMEOUT_MS,
+      localCheckMs: LOCAL_CHECK_MS,
+      signal,
+    });
+  } finally {
+    clearInterval(rebind);
+    responder.close();
+  }
   logger.info('client-stopped');
   return 0;
 }

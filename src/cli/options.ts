@@ -54,7 +54,9 @@ export function parseAddressAndPort(command: string, flag: string, text: string,
     host = bracketed[1]!;
     if (bracketed[2] !== undefined) port = Number(bracketed[2]);
   } else if ((text.match(/:/g) ?? []).length === 1) {
-    [host, port] = [text.slice(0, text.indexOf(':')), Number(text.slice(text.indexOf(':') + 1))];
+    const portText = text.slice(text.indexOf(':') + 1);
+    // Number() alone would take "0x50", "1e3" or " 80" as ports.
+    [host, port] = [text.slice(0, text.indexOf(':')), /^[0-9]+$/.test(portText) ? Number(portText) : NaN];
   }
   const address = parseIp(host);
   if (!address || address.zone !== undefined || !Number.isInteger(port) || port < 1 || port > 65535) {

@@ -1,11 +1,28 @@
+import { endpointEquals, formatEndpoint, type IpAddress } from '../ip/address';
 import { describeError, SnakebiteError } from '../errors';
+import { mergePeerList } from '../peer-list/merge';
+import type { PeerList } from '../peer-list/peer-list';
+import { firstHost } from '../ip/address';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
-import { syncOnce, type SyncDeps, type SyncOptions } from './sync';
+import { probePeers } from './probe';
+import { acceptReply, reconcile, type SyncDeps, type SyncOptions } from './sync';
 
 export interface DaemonOptions extends SyncOptions {
-  /** Time between refreshes when all is well, in milliseconds. */
+  /** Time between refreshes when the fang does not push, in milliseconds. */
   readonly intervalMs: number;
+  /** How long the fang may hold a request open waiting for a change (push), in seconds; 0 polls instead. */
+  readonly waitSeconds: number;
+  /** Time between heartbeats to the fang, in milliseconds; 0 sends none. */
+  readonly heartbeatMs: number;
+  /** How long a probe of a contested peer waits for an answer, in milliseconds. */
+  readonly probeTimeoutMs: number;
+  /**
+   * How often the interface itself is checked against the list held, in
+   * milliseconds, so a recreated interface (wg-quick down/up) gets its peers
+   * back without waiting for the fang; 0 checks only when the fang answers.
+   */
+  readonly localCheckMs: number;
   /** Stops the loop; the current round finishes first. */
   readonly signal: AbortSignal;
 }
@@ -51,29 +68,125 @@ export function retryDelayMs(failures: number, intervalMs: number, random: () =>
   return Math.round(base * (0.5 + random() / 2));
 }
 
+/** Overlay addresses of every peer with an endpoint, other than the fang: where to punch after we moved. */
+function punchTargets(device: DeviceState, fangKey: WireGuardKey): IpAddress[] {
+  return device.peers.filter((peer) => peer.publicKey !== fangKey && peer.endpoint && peer.allowedIps[0]).map((peer) => firstHost(peer.allowedIps[0]!));
+}
+
 /**
- * Syncs now and then every `intervalMs` until the signal aborts. A failed round
- * is logged and retried with backoff; it never undoes what earlier rounds set.
+ * Keeps the interface in step with the fang until the signal aborts. It holds
+ * a request open at the fang, which answers the moment a peer changes (push),
+ * and falls back to polling every `intervalMs` when the fang does not push. A
+ * failed round is logged and retried with backoff and jitter; it never undoes
+ * what earlier rounds set.
  */
 export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): Promise<void> {
+  const { logger } = deps;
   const activity = new ActivityTracker();
+  let held: PeerList | undefined;
   let failures = 0;
-  while (!options.signal.aborted) {
-    let delay = options.intervalMs;
-    try {
-      const result = await syncOnce(deps, options, activity.snapshot());
-      activity.observe(result.device, Math.floor(deps.clock().getTime() / 1000));
-      if (failures > 0) deps.logger.info('sync-recovered', { after: failures });
-      failures = 0;
-    } catch (error) {
-      failures++;
-      delay = retryDelayMs(failures, options.intervalMs);
-      deps.logger.warn('sync-failed', {
-        code: error instanceof SnakebiteError ? error.code : undefined,
-        error: describeError(error),
-        retryInMs: delay,
-      });
+  let pushing = options.waitSeconds > 0;
+
+  // Heartbeats keep F's view of our endpoint fresh: after a NAT rebind, F learns
+  // the new one within a heartbeat and pushes it to the other peers.
+  const heartbeat =
+    options.heartbeatMs > 0
+      ? setInterval(() => void deps.triggerHandshakes([options.serverAddress]).catch(() => undefined), options.heartbeatMs)
+      : undefined;
+  const hangUp = new AbortController();
+  const onAbort = () => hangUp.abort();
+  options.signal.addEventListener('abort', onAbort);
+
+  // Reconciles never overlap: the fang's answers and the local checks take turns.
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = turn.then(work, work);
+    turn = next.catch(() => undefined);
+    return next;
+  };
+  let localFailing = false;
+  const localCheck =
+    options.localCheckMs > 0
+      ? setInterval(() => {
+          const list = held;
+          if (!list || options.signal.aborted) return;
+          void exclusive(async () => {
+            const result = await reconcile(deps, options, list, { activity: activity.snapshot() });
+            activity.observe(result.device, Math.floor(deps.clock().getTime() / 1000));
+            if (localFailing) logger.info('interface-back', { reason: 'the interface can be read again' });
+            localFailing = false;
+          }).catch((error: unknown) => {
+            // The main loop reports failures; here only note the first one.
+            if (!localFailing) logger.debug('local-check-failed', { error: describeError(error) });
+            localFailing = true;
+          });
+        }, options.localCheckMs)
+      : undefined;
+
+  try {
+    while (!options.signal.aborted) {
+      let delay = 0;
+      try {
+        const waiting = pushing && held?.revision !== undefined;
+        const body = await deps.fetchPeerList(
+          held?.revision !== undefined ? { since: held.revision, ...(waiting ? { waitSeconds: options.waitSeconds } : {}), signal: hangUp.signal } : { signal: hangUp.signal },
+        );
+        if (options.signal.aborted) break;
+        const { list: incoming } = acceptReply(body, logger);
+        const merged = mergePeerList(held, incoming);
+        if (!merged) {
+          // The delta does not follow what we hold (the fang restarted): start over with a full list.
+          held = undefined;
+          continue;
+        }
+        if (incoming.revision === undefined && pushing) {
+          pushing = false;
+          logger.info('push-unavailable', { reason: 'the fang sends no revisions; polling every interval instead' });
+        }
+        const movedFrom = held?.you.endpoint ?? null;
+        const moved = held !== undefined && !endpointEquals(movedFrom, merged.you.endpoint);
+        const listedBefore = new Map((held?.peers ?? []).map((peer) => [peer.publicKey, peer.endpoint]));
+        held = merged;
+
+        const list = held;
+        const result = await exclusive(async () => {
+          const first = await reconcile(deps, options, list, { activity: activity.snapshot(), listedBefore });
+          activity.observe(first.device, Math.floor(deps.clock().getTime() / 1000));
+          if (first.plan.contested.length === 0 || options.dryRun) return first;
+          // The fang sees these flowing peers elsewhere than we reach them: ask the path itself.
+          const { answered, silent } = await probePeers(deps.driver, first.plan.contested, deps.triggerHandshakes, options.probeTimeoutMs);
+          logger.debug('peers-probed', { answered: answered.size, silent: silent.size });
+          return silent.size > 0 ? reconcile(deps, options, list, { activity: activity.snapshot(), silent }) : first;
+        });
+        if (moved && !options.dryRun) {
+          const fangKey = held.fang.publicKey;
+          const targets = punchTargets(result.device, fangKey);
+          logger.info('endpoint-moved', {
+            previous: movedFrom ? formatEndpoint(movedFrom) : undefined,
+            endpoint: held.you.endpoint ? formatEndpoint(held.you.endpoint) : undefined,
+            reason: `the fang sees us at a new endpoint; punching ${targets.length} peers again`,
+          });
+          await deps.triggerHandshakes(targets);
+        }
+        if (failures > 0) logger.info('sync-recovered', { after: failures });
+        failures = 0;
+        if (!pushing) delay = options.intervalMs;
+      } catch (error) {
+        if (options.signal.aborted) break;
+        failures++;
+        delay = retryDelayMs(failures, options.intervalMs);
+        logger.warn('sync-failed', {
+          code: error instanceof SnakebiteError ? error.code : undefined,
+          error: describeError(error),
+          retryInMs: delay,
+        });
+      }
+      await sleep(delay, options.signal);
     }
-    await sleep(delay, options.signal);
+  } finally {
+    clearInterval(heartbeat);
+    clearInterval(localCheck);
+    await turn;
+    options.signal.removeEventListener('abort', onAbort);
   }
 }

@@ -10,6 +10,10 @@ export interface FetchOptions {
   /** Largest body accepted, in bytes. */
   readonly maxBytes: number;
   readonly signal?: AbortSignal;
+  /** Ask only for what changed after this revision. */
+  readonly since?: number;
+  /** With `since`: let the fang hold the request up to this many seconds until something changes (long poll). */
+  readonly waitSeconds?: number;
 }
 
 /** Largest peer-list reply a client reads: about 10,000 peers. */
@@ -18,7 +22,10 @@ export const MAX_REPLY_BYTES = 4 * 1024 * 1024;
 /** GETs `/v1/peers` from the fang through the tunnel and decodes the JSON, unvalidated. */
 export function fetchPeerList(options: FetchOptions): Promise<unknown> {
   const host = formatIp(options.server);
-  const where = `http://${options.server.family === 6 ? `[${host}]` : host}:${options.port}/v1/peers`;
+  const query = options.since === undefined ? '' : `?since=${options.since}${options.waitSeconds ? `&wait=${options.waitSeconds}` : ''}`;
+  const path = `/v1/peers${query}`;
+  const where = `http://${options.server.family === 6 ? `[${host}]` : host}:${options.port}${path}`;
+  const deadlineMs = options.timeoutMs + (options.since !== undefined && options.waitSeconds ? options.waitSeconds * 1000 : 0);
   return new Promise((resolve, reject) => {
     let settled = false;
     const fail = (error: SnakebiteError) => {
@@ -29,7 +36,7 @@ export function fetchPeerList(options: FetchOptions): Promise<unknown> {
       reject(error);
     };
     const req = request(
-      { host, port: options.port, path: '/v1/peers', method: 'GET', headers: { accept: 'application/json' }, agent: false, signal: options.signal },
+      { host, port: options.port, path, method: 'GET', headers: { accept: 'application/json' }, agent: false, signal: options.signal },
       (response) => {
         const status = response.statusCode ?? 0;
         if (status === 403) {
@@ -67,8 +74,8 @@ export function fetchPeerList(options: FetchOptions): Promise<unknown> {
       },
     );
     const timer = setTimeout(() => {
-      fail(new SnakebiteError('SB_FETCH_TIMEOUT', `${where} did not answer within ${options.timeoutMs} ms`, 'check that the tunnel to the fang is up (wg show) and that snakebite server runs there'));
-    }, options.timeoutMs);
+      fail(new SnakebiteError('SB_FETCH_TIMEOUT', `${where} did not answer within ${deadlineMs} ms`, 'check that the tunnel to the fang is up (wg show) and that snakebite server runs there'));
+    }, deadlineMs);
     req.on('error', (error: NodeJS.ErrnoException) => {
       const hint =
         error.code === 'ECONNREFUSED'

@@ -1,8 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { formatIp, type IpAddress } from '../ip/address';
-
-/** The discard port: the datagram only needs to leave through the tunnel, nobody needs to read it. */
-const PROBE_PORT = 9;
+import { PROBE_PORT } from './probe';
 
 /**
  * Makes WireGuard start a handshake with each peer now: one empty datagram to

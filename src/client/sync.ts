@@ -1,21 +1,29 @@
-import { formatEndpoint, formatIp, type IpAddress } from '../ip/address';
+import { formatEndpoint, formatPrefix, type Endpoint, type IpAddress } from '../ip/address';
 import { SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
 import { parsePeerList } from '../peer-list/parse';
-import type { RejectedEntry } from '../peer-list/peer-list';
+import type { PeerList, RejectedEntry } from '../peer-list/peer-list';
 import { findFangPeer } from '../plan/fang-peer';
 import { planPeerChanges, type Activity, type Plan } from '../plan/plan';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardDriver } from '../wireguard/driver';
-import { shortKey } from '../wireguard/key';
+import { shortKey, type WireGuardKey } from '../wireguard/key';
 import { applyPlan } from './apply';
 import type { HandshakeTrigger } from './punch';
+
+/** What to ask the fang for: everything, or what changed after `since`, possibly waiting for it. */
+export interface PeerListRequest {
+  readonly since?: number;
+  readonly waitSeconds?: number;
+  readonly signal?: AbortSignal;
+}
 
 /** The edges a sync needs, injected so tests can run it against fakes. */
 export interface SyncDeps {
   readonly driver: WireGuardDriver;
   /** Fetches the undecoded peer list from the fang. */
-  readonly fetchPeerList: () => Promise<unknown>;
+  readonly fetchPeerList: (request?: PeerListRequest) => Promise<unknown>;
+  /** Sends one datagram through the tunnel to each overlay address (starts handshakes, probes paths). */
   readonly triggerHandshakes: HandshakeTrigger;
   readonly logger: Logger;
   readonly clock: () => Date;
@@ -35,21 +43,36 @@ export interface SyncResult {
   readonly rejected: readonly RejectedEntry[];
 }
 
+/** What the caller has observed of the peers beyond the interface's own state. */
+export interface Observations {
+  readonly activity?: Activity;
+  readonly silent?: ReadonlySet<WireGuardKey>;
+  /** The previous list's endpoints, so a peer that moved is followed without a probe. */
+  readonly listedBefore?: ReadonlyMap<WireGuardKey, Endpoint | null>;
+}
+
+/** Decodes and validates a reply, logging each dropped entry. Throws on a bad envelope. */
+export function acceptReply(body: unknown, logger: Logger): { list: PeerList; rejected: readonly RejectedEntry[] } {
+  const parsed = parsePeerList(body);
+  for (const entry of parsed.rejected) {
+    logger.warn('peer-refused', { peer: entry.publicKey, path: entry.path, reason: entry.reason });
+  }
+  return parsed;
+}
+
 /**
- * One round: read the interface, fetch the peer list, plan, apply in one
- * batch, punch. Throws (changing nothing) when the interface, the fang or the
- * reply as a whole is unusable; a bad entry only drops that entry.
+ * Reads the interface, checks the list comes from its fang, plans and applies
+ * in one batch, punches, and logs each change. Throws (changing nothing) when
+ * the interface or the fang is not usable.
  */
-export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: Activity): Promise<SyncResult> {
+export async function reconcile(deps: SyncDeps, options: SyncOptions, list: PeerList, observations: Observations = {}): Promise<SyncResult> {
   const { driver, logger } = deps;
   const device = await driver.readDevice();
   const fangPeer = findFangPeer(device, options.serverAddress);
-  const { list, rejected } = parsePeerList(await deps.fetchPeerList());
-
   if (list.fang.publicKey !== fangPeer.publicKey) {
     throw new SnakebiteError(
       'SB_FANG_MISMATCH',
-      `the peer list comes from fang ${shortKey(list.fang.publicKey)}, but ${driver.interfaceName} routes ${formatIp(options.serverAddress)} through peer ${shortKey(fangPeer.publicKey)}`,
+      `the peer list comes from fang ${shortKey(list.fang.publicKey)}, but ${driver.interfaceName} routes the server address through peer ${shortKey(fangPeer.publicKey)}`,
       "point --server at the fang's own overlay address, or fix the fang peer's public key",
     );
   }
@@ -59,9 +82,6 @@ export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: 
       peer: device.publicKey,
       reason: "the fang maps this interface's source address to another peer; check AllowedIPs on the fang",
     });
-  }
-  for (const entry of rejected) {
-    logger.warn('peer-refused', { peer: entry.publicKey, path: entry.path, reason: entry.reason });
   }
 
   const plan = planPeerChanges(
@@ -74,7 +94,9 @@ export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: 
       flowingWithinSeconds: options.flowingWithinSeconds,
     },
     deps.clock(),
-    activity,
+    observations.activity,
+    observations.silent,
+    observations.listedBefore,
   );
   for (const skip of plan.skipped) {
     if (skip.severity === 'refused') logger.warn('peer-refused', { peer: skip.publicKey, reason: skip.reason });
@@ -87,7 +109,7 @@ export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: 
       peer: change.publicKey,
       endpoint: change.endpoint && formatEndpoint(change.endpoint),
       previous: change.previousEndpoint ? formatEndpoint(change.previousEndpoint) : undefined,
-      allowedIps: change.allowedIps?.map((p) => `${formatIp(p.address)}/${p.length}`).join(','),
+      allowedIps: change.allowedIps?.map(formatPrefix).join(','),
       keepalive: change.persistentKeepalive,
       reason: change.reason,
       dryRun: options.dryRun || undefined,
@@ -97,5 +119,19 @@ export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: 
     }
   }
   logger.debug('sync-done', { interface: driver.interfaceName, listed: list.peers.length, changes: plan.changes.length });
-  return { device, plan, rejected };
+  return { device, plan, rejected: [] };
+}
+
+/**
+ * One round, as `--once` runs it: fetch the full list, then reconcile.
+ * Throws (changing nothing) when the interface, the fang or the reply as a
+ * whole is unusable; a bad entry only drops that entry.
+ */
+export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: Activity): Promise<SyncResult> {
+  // Read first so a missing interface or wg fails before any request leaves.
+  const device = await deps.driver.readDevice();
+  findFangPeer(device, options.serverAddress);
+  const { list, rejected } = acceptReply(await deps.fetchPeerList(), deps.logger);
+  const result = await reconcile(deps, options, list, activity ? { activity } : {});
+  return { ...result, rejected };
 }

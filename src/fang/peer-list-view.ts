@@ -1,6 +1,7 @@
 import { longestMatch, type IpAddress } from '../ip/address';
 import { PEER_LIST_VERSION, type PeerList } from '../peer-list/peer-list';
 import type { DeviceState, PeerState } from '../wireguard/device-state';
+import type { WireGuardKey } from '../wireguard/key';
 
 /**
  * The peer that sent a packet from `source` through the tunnel. WireGuard only
@@ -16,19 +17,28 @@ export function identifyAsker(device: DeviceState, source: IpAddress): PeerState
   return best?.peer;
 }
 
+/** Asks for only what changed after revision `since`. */
+export interface PeerListDelta {
+  readonly since: number;
+  readonly changed: ReadonlySet<WireGuardKey>;
+  readonly removed: ReadonlySet<WireGuardKey>;
+}
+
 /**
  * The peer list as `asker` may see it: the fang's key, the asker's own public
  * endpoint, and every other peer's key, endpoint, allowed IPs and latest
  * handshake. Nothing else of the device (keys, counters, keepalives) leaves.
  */
-export function buildPeerList(device: DeviceState, asker: PeerState): PeerList {
+export function buildPeerList(device: DeviceState, asker: PeerState, revision?: number, delta?: PeerListDelta): PeerList {
   if (device.publicKey === null) throw new Error('the fang interface has no key');
   return {
     version: PEER_LIST_VERSION,
     fang: { publicKey: device.publicKey },
     you: { publicKey: asker.publicKey, endpoint: asker.endpoint },
+    ...(revision !== undefined ? { revision } : {}),
+    ...(delta ? { since: delta.since, removed: [...delta.removed].filter((key) => key !== asker.publicKey) } : {}),
     peers: device.peers
-      .filter((peer) => peer.publicKey !== asker.publicKey)
+      .filter((peer) => peer.publicKey !== asker.publicKey && (!delta || delta.changed.has(peer.publicKey)))
       .map((peer) => ({
         publicKey: peer.publicKey,
         endpoint: peer.endpoint,

@@ -6,6 +6,7 @@ import { formatPeerListText, serializePeerList } from '../peer-list/serialize';
 import type { WireGuardDriver } from '../wireguard/driver';
 import { SharedDeviceView } from './device-view';
 import { buildPeerList, identifyAsker } from './peer-list-view';
+import { PeerWatch } from './peer-watch';
 
 /** TCP port of the peer-list service when `--listen` gives none. */
 export const DEFAULT_SERVER_PORT = 51821;
@@ -17,15 +18,29 @@ export interface FangServerOptions {
   readonly logger: Logger;
   /** How long one interface read is shared between requests, in milliseconds. */
   readonly deviceMaxAgeMs?: number;
+  /** How often the interface is read while clients wait for a change, in milliseconds. */
+  readonly watchIntervalMs?: number;
 }
+
+/** Longest `wait` a client may ask for, in seconds. */
+export const MAX_WAIT_SECONDS = 60;
 
 export interface FangServer {
   readonly port: number;
   readonly view: SharedDeviceView;
+  readonly watch: PeerWatch;
   close(): Promise<void>;
 }
 
 const ROUTES = new Set(['/v1/peers', '/v1/peers.txt']);
+
+/** undefined when absent, null when malformed or out of range. */
+function optionalInteger(text: string | null, min: number, max: number): number | undefined | null {
+  if (text === null) return undefined;
+  if (!/^[0-9]{1,16}$/.test(text)) return null;
+  const value = Number(text);
+  return value >= min && value <= max ? value : null;
+}
 
 /**
  * Serves the peer list over HTTP on `listenAddress` only. The asker is the peer
@@ -33,12 +48,15 @@ const ROUTES = new Set(['/v1/peers', '/v1/peers.txt']);
  */
 export async function startFangServer(options: FangServerOptions): Promise<FangServer> {
   const { driver, logger } = options;
-  const view = new SharedDeviceView(driver, options.deviceMaxAgeMs ?? 500);
+  const view = new SharedDeviceView(driver, options.deviceMaxAgeMs ?? 200);
+  const watch = new PeerWatch(view, options.watchIntervalMs ?? 250, (error) =>
+    logger.error('interface-read-failed', { error: describeError(error) }),
+  );
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const sourceText = request.socket.remoteAddress ?? '';
     const source = parseIp(sourceText);
-    const path = (request.url ?? '').split('?')[0] ?? '';
+    const [path = '', query = ''] = (request.url ?? '').split('?', 2);
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       response.writeHead(status, {
         'content-type': type,
@@ -54,19 +72,35 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'only GET is served\n');
     if (!ROUTES.has(path)) return reply(404, 'not found; the peer list is at /v1/peers and /v1/peers.txt\n');
 
-    let device;
+    const params = new URLSearchParams(query);
+    const since = optionalInteger(params.get('since'), 0, Number.MAX_SAFE_INTEGER);
+    const wait = optionalInteger(params.get('wait'), 0, MAX_WAIT_SECONDS);
+    if (since === null || wait === null) return reply(400, `since must be a revision and wait 0 to ${MAX_WAIT_SECONDS} seconds\n`);
+
+    let current;
     try {
-      device = await view.read();
+      current = await watch.refresh();
     } catch (error) {
       logger.error('interface-read-failed', { error: describeError(error) });
       return reply(503, 'the fang cannot read its WireGuard interface right now\n');
     }
-    const asker = source ? identifyAsker(device, unmapIpv4(source)) : undefined;
+    let asker = source ? identifyAsker(current.device, unmapIpv4(source)) : undefined;
     if (!asker) {
       logger.warn('request-refused', { source: sourceText, path, reason: "source is in no peer's allowed IPs" });
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
     }
-    const list = buildPeerList(device, asker);
+    if (since !== undefined && wait) {
+      // Long poll: hold the request until a peer changes, the wait ends or the asker hangs up.
+      const hangUp = new AbortController();
+      response.on('close', () => hangUp.abort());
+      await watch.waitForChange(since, wait * 1000, hangUp.signal);
+      if (hangUp.signal.aborted) return;
+      current = await watch.refresh();
+      // The asker itself may have moved while it waited: report its endpoint as it is now.
+      asker = identifyAsker(current.device, unmapIpv4(source!)) ?? asker;
+    }
+    const changes = since === undefined ? undefined : watch.changesSince(since);
+    const list = buildPeerList(current.device, asker, current.revision, changes && since !== undefined ? { since, ...changes } : undefined);
     logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, peers: list.peers.length });
     if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
     return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
@@ -112,8 +146,10 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   return {
     port,
     view,
+    watch,
     close: () =>
       new Promise<void>((resolve) => {
+        watch.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

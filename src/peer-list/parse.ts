@@ -52,6 +52,16 @@ export function parsePeerList(body: unknown): ParsedPeerList {
     throw malformed('peers', `${body.peers.length} entries, more than the limit of ${PEER_LIST_LIMITS.maxPeers}`);
   }
 
+  const revision = parseRevision(body.revision, 'revision');
+  const since = parseRevision(body.since, 'since');
+  let removed: string[] | undefined;
+  if (body.removed !== undefined) {
+    if (!Array.isArray(body.removed) || body.removed.length > PEER_LIST_LIMITS.maxPeers || !body.removed.every(isWireGuardKey)) {
+      throw malformed('removed', `expected an array of WireGuard public keys, got ${show(body.removed)}`);
+    }
+    removed = body.removed as string[];
+  }
+
   const peers: PeerListEntry[] = [];
   const rejected: RejectedEntry[] = [];
   const seen = new Set<string>();
@@ -73,9 +83,20 @@ export function parsePeerList(body: unknown): ParsedPeerList {
       fang: { publicKey: body.fang.publicKey },
       you: { publicKey: body.you.publicKey, endpoint: youEndpoint },
       peers,
+      ...(revision !== undefined ? { revision } : {}),
+      ...(since !== undefined ? { since } : {}),
+      ...(removed !== undefined ? { removed } : {}),
     },
     rejected,
   };
+}
+
+function parseRevision(value: unknown, path: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw malformed(path, `expected a non-negative integer, got ${show(value)}`);
+  }
+  return value;
 }
 
 function parseEntry(item: unknown, path: string): PeerListEntry | RejectedEntry {

@@ -11,8 +11,17 @@ export interface PeerList {
   readonly fang: { readonly publicKey: WireGuardKey };
   /** The asker, as the fang sees it: its key and the endpoint its packets arrive from (null before any). */
   readonly you: { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint | null };
-  /** Every other peer of the fang. */
+  /** Every other peer of the fang; with `since`, only those that changed after that revision. */
   readonly peers: readonly PeerListEntry[];
+  /**
+   * The fang's revision of the list: it grows whenever a peer appears, leaves,
+   * or changes endpoint or allowed IPs. Undefined from servers that predate it.
+   */
+  readonly revision?: number;
+  /** Present when this is a delta: the revision the asker held; `peers` and `removed` are what changed since. */
+  readonly since?: number;
+  /** In a delta, the keys of peers that left since `since`. */
+  readonly removed?: readonly WireGuardKey[];
 }
 
 export interface PeerListEntry {

@@ -13,6 +13,9 @@ export function serializePeerList(list: PeerList): unknown {
       allowedIps: peer.allowedIps.map(formatPrefix),
       latestHandshake: peer.latestHandshake,
     })),
+    ...(list.revision !== undefined ? { revision: list.revision } : {}),
+    ...(list.since !== undefined ? { since: list.since } : {}),
+    ...(list.removed !== undefined ? { removed: list.removed } : {}),
   };
 }
 

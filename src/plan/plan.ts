@@ -52,6 +52,12 @@ export interface SkippedPeer {
 export interface Plan {
   readonly changes: readonly PlannedChange[];
   readonly skipped: readonly SkippedPeer[];
+  /**
+   * Flowing peers for which the fang reports another endpoint: either the peer
+   * moved (its old path is dead) or its NAT shows the fang another port. A probe
+   * through the current path tells which; see `silent`.
+   */
+  readonly contested: readonly { readonly publicKey: WireGuardKey; readonly probeAddress: IpAddress }[];
 }
 
 /** Unix seconds of the last sign of life from each peer (0: none seen), when the caller has watched rx counters. */
@@ -67,10 +73,21 @@ function lastHeardFrom(peer: PeerState, activity: Activity | undefined): number 
  * ever touching the fang peer, removing a peer, or re-pointing a peer whose
  * traffic is flowing. Pure: planning again against the result gives no changes.
  */
-export function planPeerChanges(current: DeviceState, list: PeerList, policy: Policy, now: Date, activity?: Activity): Plan {
+export function planPeerChanges(
+  current: DeviceState,
+  list: PeerList,
+  policy: Policy,
+  now: Date,
+  activity?: Activity,
+  /** Peers that did not answer a probe through their current endpoint just now: not flowing, whatever their handshake says. */
+  silent?: ReadonlySet<WireGuardKey>,
+  /** The endpoints the fang listed in the previous list, to tell a peer that moved from one whose NAT shows the fang another port. */
+  listedBefore?: ReadonlyMap<WireGuardKey, Endpoint | null>,
+): Plan {
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const changes: PlannedChange[] = [];
   const skipped: SkippedPeer[] = [];
+  const contested: { publicKey: WireGuardKey; probeAddress: IpAddress }[] = [];
   const localPeers = new Map(current.peers.map((peer) => [peer.publicKey, peer]));
   const fangPeer = localPeers.get(policy.fangPublicKey);
   const fangRange = fangPeer?.allowedIps ?? [];
@@ -101,8 +118,13 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       if (endpointEquals(local.endpoint, entry.endpoint)) continue;
       const heard = lastHeardFrom(local, activity);
       const age = Math.max(0, nowSeconds - heard);
-      if (heard > 0 && age <= policy.flowingWithinSeconds) {
+      const unanswered = silent?.has(local.publicKey) ?? false;
+      // The fang used to see the peer where we reach it, and now sees it elsewhere: it moved.
+      const before = listedBefore?.get(local.publicKey);
+      const moved = before !== undefined && before !== null && endpointEquals(before, local.endpoint);
+      if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered && !moved) {
         skip(`traffic is flowing (last heard ${age}s ago); keeping endpoint ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'}`);
+        if (local.allowedIps[0]) contested.push({ publicKey: local.publicKey, probeAddress: firstHost(local.allowedIps[0]) });
         continue;
       }
       changes.push({
@@ -112,7 +134,13 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
         ...(local.persistentKeepalive === null ? { persistentKeepalive: policy.keepaliveSeconds } : {}),
         previousEndpoint: local.endpoint,
         probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
-        reason: heard === 0 ? 'no handshake yet' : `no handshake for ${age}s`,
+        reason: moved
+          ? `the peer moved: the fang saw it leave ${formatEndpoint(before!)}`
+          : unanswered
+          ? `no answer through ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'} (last heard ${age}s ago); the peer moved`
+          : heard === 0
+            ? 'no handshake yet'
+            : `no handshake for ${age}s`,
         refusedAllowedIps: [],
       });
       continue;
@@ -143,7 +171,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       refusedAllowedIps: refused,
     });
   }
-  return { changes, skipped };
+  return { changes, skipped, contested };
 }
 
 function prefixesOverlap(a: IpPrefix, b: IpPrefix): boolean {

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatEndpoint } from '../../src/ip/address';
+import { waitFor } from '../../lab/exec';
+import { labUnavailable, withLab } from './helpers';
+
+const skip = labUnavailable();
+// A refresh interval far longer than any wait below: whatever arrives sooner was pushed.
+const SLOW_POLL = ['--interval', '60s'];
+
+test('cone-cone roaming: B\'s NAT rebinds to a new address; the change is pushed and the direct path comes back', { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, {}, async (lab) => {
+    await lab.startServer();
+    const clientA = lab.startSnakebite('a', lab.clientArgs('a', SLOW_POLL));
+    lab.startSnakebite('b', lab.clientArgs('b', SLOW_POLL));
+    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
+    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+
+    await lab.rebind('natB');
+    const rebound = Date.now();
+    assert.equal(lab.host('b').publicEndpoint, '203.0.113.21:51820');
+    const bAtA = await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
+    const pushedAfterMs = Date.now() - rebound;
+    assert.equal(formatEndpoint(bAtA.endpoint!), '203.0.113.21:51820');
+    assert.ok(pushedAfterMs < 15_000, `A learned B's new endpoint after ${pushedAfterMs} ms, refresh interval 60 s`);
+    assert.match(clientA.output.text(), /endpoint-set .*endpoint=203\.0\.113\.21:51820 .*previous=203\.0\.113\.20:51820/);
+
+    // Traffic flows again: a reply to a ping comes back over the new path.
+    await waitFor('a ping from A to B after the rebind', async () => ((await lab.ping('a', lab.host('b').overlayAddress, 1)).received ? true : undefined), { timeoutMs: 15_000, intervalMs: 0 });
+    t.diagnostic(`rebind healed after ${Date.now() - rebound} ms (A learned the endpoint after ${pushedAfterMs} ms)`);
+    assert.match(lab.outputs(), /endpoint-moved .*endpoint=203\.0\.113\.21:51820/);
+    const aAtB = await lab.peerOf('b', 'a');
+    assert.equal(formatEndpoint(aAtB!.endpoint!), lab.host('a').publicEndpoint);
+  });
+});
+
+test('fang restart: A and B keep talking directly while the server is down, and clients reconnect by themselves', { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, {}, async (lab) => {
+    let server = await lab.startServer();
+    const clientA = lab.startSnakebite('a', lab.clientArgs('a'));
+    lab.startSnakebite('b', lab.clientArgs('b'));
+    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
+    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+
+    // 6 s of pings at 10/s, across the server stopping and coming back.
+    const pinging = lab.pingGaps('a', lab.host('b').overlayAddress, 60, 0.1);
+    await new Promise((r) => setTimeout(r, 500));
+    await lab.stop(server);
+    await new Promise((r) => setTimeout(r, 2500));
+    server = await lab.startServer();
+    const ping = await pinging;
+    assert.ok(ping.longestGapS <= 1, `longest gap ${ping.longestGapS} s while F's server restarted: ${ping.output}`);
+    assert.ok(ping.received >= 55, ping.output);
+
+    const recovered = Date.now();
+    for (let i = 0; i < 300 && !/sync-recovered/.test(clientA.output.text()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(clientA.output.text(), /sync-failed .*retryInMs=/);
+    assert.match(clientA.output.text(), /sync-recovered/, `client A did not reconnect within ${Date.now() - recovered} ms`);
+    assert.doesNotMatch(clientA.output.text(), /endpoint-set/);
+  });
+});
+
+test('client restart: the tunnels it set keep working, and the new client changes nothing', { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, {}, async (lab) => {
+    await lab.startServer();
+    const first = lab.startSnakebite('a', lab.clientArgs('a'));
+    lab.startSnakebite('b', lab.clientArgs('b'));
+    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
+    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+
+    const pinging = lab.pingGaps('b', lab.host('a').overlayAddress, 30, 0.1);
+    assert.equal(await lab.stop(first), 0);
+    const second = lab.startSnakebite('a', lab.clientArgs('a', ['--log-level', 'debug']));
+    const ping = await pinging;
+    assert.ok(ping.longestGapS <= 1, `gap ${ping.longestGapS} s: ${ping.output}`);
+    for (let i = 0; i < 200 && !/sync-done/.test(second.output.text()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(second.output.text(), /sync-done .*changes=0/);
+  });
+});
+
+test('interface down and up on A (link down/up, then wg-quick down/up): the client resumes and the direct path returns', { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, {}, async (lab) => {
+    await lab.startServer();
+    const clientA = lab.startSnakebite('a', lab.clientArgs('a'));
+    lab.startSnakebite('b', lab.clientArgs('b'));
+    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
+    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+    const pingWorks = () =>
+      waitFor('a ping from A to B', async () => ((await lab.ping('a', lab.host('b').overlayAddress, 1)).received ? true : undefined), { timeoutMs: 20_000, intervalMs: 0 });
+
+    // The link goes down and up: WireGuard keeps its peers and sessions.
+    await lab.setInterfaceUp('a', false);
+    await new Promise((r) => setTimeout(r, 1500));
+    await lab.setInterfaceUp('a', true);
+    await pingWorks();
+
+    // wg-quick down/up: the peer Snakebite added is gone until the client adds it again.
+    const restarted = Math.floor(Date.now() / 1000);
+    await lab.restartWireGuard('a', 1500);
+    assert.equal(await lab.peerOf('a', 'b'), undefined, 'the restarted interface has only its configured peers');
+    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000, after: restarted - 1 });
+    await pingWorks();
+    assert.match(clientA.output.text(), /peer-added .*reason="new peer listed by the fang"[^]*peer-added/);
+    assert.equal(clientA.child.exitCode, null, 'the client daemon is still running');
+  });
+});
