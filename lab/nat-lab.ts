@@ -44,6 +44,8 @@ export interface NatLabOptions {
   readonly peersKnowEachOther?: boolean;
   /** Persistent keepalive from each peer to F, in seconds. */
   readonly keepaliveToFang?: number;
+  /** With `peersKnowEachOther`: a persistent keepalive on those entries too, as the original tool advised. */
+  readonly keepaliveBetweenPeers?: number;
   /** Prints every command the lab runs. */
   readonly log?: LabLog;
 }
@@ -284,7 +286,11 @@ export class NatLab {
       const keepalive = String(this.options.keepaliveToFang ?? 25);
       args.push('peer', f.keys.publicKey, 'endpoint', `${FANG_PUBLIC}:${WG_PORT}`, 'allowed-ips', OVERLAY_PREFIX, 'persistent-keepalive', keepalive);
       if (this.options.peersKnowEachOther) {
-        for (const other of peers) if (other !== host) args.push('peer', other.keys.publicKey, 'allowed-ips', `${other.overlayAddress}/32`);
+        for (const other of peers) {
+          if (other === host) continue;
+          args.push('peer', other.keys.publicKey, 'allowed-ips', `${other.overlayAddress}/32`);
+          if (this.options.keepaliveBetweenPeers) args.push('persistent-keepalive', String(this.options.keepaliveBetweenPeers));
+        }
       }
     }
     await this.inNs(host.ns, args);
