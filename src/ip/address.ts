@@ -235,3 +235,27 @@ export function firstHost(prefix: IpPrefix): IpAddress {
   if (prefix.length >= bits - 1) return prefix.address;
   return { family: prefix.address.family, value: prefix.address.value + 1n };
 }
+
+const SPECIAL_RANGES: readonly [string, string][] = [
+  ['0.0.0.0/8', 'unspecified'],
+  ['127.0.0.0/8', 'loopback'],
+  ['224.0.0.0/4', 'multicast'],
+  ['255.255.255.255/32', 'broadcast'],
+  ['::/128', 'unspecified'],
+  ['::1/128', 'loopback'],
+  ['ff00::/8', 'multicast'],
+];
+
+/**
+ * Why a remote endpoint address is unusable for another machine's WireGuard
+ * (loopback, unspecified, multicast, broadcast, or scoped to an interface
+ * name that only means something on the machine that printed it), or
+ * undefined when it is an ordinary unicast address.
+ */
+export function endpointAddressProblem(address: IpAddress): string | undefined {
+  if (address.zone !== undefined) return `scoped to interface "${address.zone}" of another machine`;
+  for (const [range, what] of SPECIAL_RANGES) {
+    if (prefixContainsIp(parsePrefix(range)!, address)) return `${what === 'unspecified' ? 'an' : 'a'} ${what} address`;
+  }
+  return undefined;
+}

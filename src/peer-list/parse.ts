@@ -1,4 +1,4 @@
-import { parseEndpoint, parsePrefix, type Endpoint, type IpPrefix } from '../ip/address';
+import { endpointAddressProblem, parseEndpoint, parsePrefix, type Endpoint, type IpPrefix } from '../ip/address';
 import { SnakebiteError } from '../errors';
 import { isWireGuardKey } from '../wireguard/key';
 import { PEER_LIST_LIMITS, PEER_LIST_VERSION, type PeerList, type PeerListEntry, type RejectedEntry } from './peer-list';
@@ -25,7 +25,10 @@ function show(value: unknown): string {
 function parseEndpointField(value: unknown): Endpoint | null | string {
   if (value === null) return null;
   if (typeof value !== 'string') return `expected ip:port or null, got ${show(value)}`;
-  return parseEndpoint(value) ?? `expected ip:port or [ipv6]:port, got ${show(value)}`;
+  const endpoint = parseEndpoint(value);
+  if (!endpoint) return `expected ip:port or [ipv6]:port, got ${show(value)}`;
+  const problem = endpointAddressProblem(endpoint.address);
+  return problem ? `${show(value)} is ${problem}` : endpoint;
 }
 
 /**

@@ -116,6 +116,12 @@ export function planPeerChanges(
     const local = localPeers.get(entry.publicKey);
     if (local) {
       if (endpointEquals(local.endpoint, entry.endpoint)) continue;
+      // A peer routing anything outside the overlay (a site, a LAN) is the user's own business.
+      const outside = local.allowedIps.find((prefix) => !fangRange.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length));
+      if (outside) {
+        skip(`its allowed IP ${formatPrefix(outside)} lies outside the fang peer's allowed IPs; not managed by Snakebite`);
+        continue;
+      }
       const heard = lastHeardFrom(local, activity);
       const age = Math.max(0, nowSeconds - heard);
       const unanswered = silent?.has(local.publicKey) ?? false;

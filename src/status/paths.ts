@@ -25,7 +25,9 @@ export interface PeerPath {
 /** A session older than this (WireGuard's REJECT_AFTER_TIME) carries no traffic. */
 export const SESSION_LIFETIME_SECONDS = 180;
 
-const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7', 'fe80::/10'].map((text) => parsePrefix(text)!);
+// RFC 1918, IPv6 ULA and link-local. Carrier-grade NAT space (100.64.0.0/10) is
+// not a LAN: an endpoint there is across the carrier's network.
+const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7', 'fe80::/10'].map((text) => parsePrefix(text)!);
 
 function isPrivate(endpoint: Endpoint): boolean {
   return PRIVATE_RANGES.some((range) => prefixContainsIp(range, endpoint.address));
@@ -36,11 +38,13 @@ function isPrivate(endpoint: Endpoint): boolean {
  * hold the widest prefix, as in a hub-and-spoke config. undefined when no peer has an endpoint.
  */
 export function guessFangPeer(device: DeviceState): WireGuardKey | undefined {
-  let best: { key: WireGuardKey; length: number } | undefined;
+  // Widest means most host bits, so an IPv4 /24 and an IPv6 /120 compare alike.
+  let best: { key: WireGuardKey; hostBits: number } | undefined;
   for (const peer of device.peers) {
     if (!peer.endpoint) continue;
     for (const prefix of peer.allowedIps) {
-      if (!best || prefix.length < best.length) best = { key: peer.publicKey, length: prefix.length };
+      const hostBits = (prefix.address.family === 4 ? 32 : 128) - prefix.length;
+      if (!best || hostBits > best.hostBits) best = { key: peer.publicKey, hostBits };
     }
   }
   return best?.key;

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isSnakebiteError } from '../../src/errors';
 import { formatEndpoint, formatPrefix } from '../../src/ip/address';
+import { mergePeerList } from '../../src/peer-list/merge';
 import { parsePeerList } from '../../src/peer-list/parse';
 import { PEER_LIST_LIMITS, type PeerList } from '../../src/peer-list/peer-list';
 import { formatPeerListText, serializePeerList } from '../../src/peer-list/serialize';
@@ -94,6 +95,12 @@ describe('parsePeerList: envelope errors refuse the whole reply', () => {
     { name: 'you endpoint missing', input: body({ you: { publicKey: YOU } }), path: 'you.endpoint', want: /expected ip:port or null, got undefined/ },
     { name: 'peers missing', input: body({ peers: undefined }), path: 'peers', want: /expected an array/ },
     { name: 'peers an object', input: body({ peers: { 0: entry(P2) } }), path: 'peers', want: /expected an array/ },
+    { name: 'revision negative', input: body({ revision: -1 }), path: 'revision', want: /expected a non-negative integer, got -1/ },
+    { name: 'revision as text', input: body({ revision: '5' }), path: 'revision', want: /got "5"/ },
+    { name: 'revision fractional', input: body({ revision: 1.5 }), path: 'revision', want: /got 1\.5/ },
+    { name: 'since past 2^53', input: body({ revision: 1, since: 2 ** 60 }), path: 'since', want: /expected a non-negative integer/ },
+    { name: 'removed not an array', input: body({ revision: 2, since: 1, removed: P2 }), path: 'removed', want: /expected an array of WireGuard public keys/ },
+    { name: 'removed with a bad key', input: body({ revision: 2, since: 1, removed: [P2, 'x'] }), path: 'removed', want: /expected an array of WireGuard public keys/ },
     {
       name: 'too many peers',
       input: body({ peers: new Array(PEER_LIST_LIMITS.maxPeers + 1).fill(0) }),
@@ -132,6 +139,12 @@ describe('parsePeerList: a bad entry is dropped, the rest survive', () => {
     { name: 'bad key', item: entry('AAAA'), path: 'peers[1].publicKey', reason: /expected a WireGuard public key, got "AAAA"/, hasKey: false },
     { name: 'missing key', item: { endpoint: null, allowedIps: [], latestHandshake: 0 }, path: 'peers[1].publicKey', reason: /got undefined/, hasKey: false },
     { name: 'endpoint out of range', item: entry(P3, { endpoint: '300.1.1.1:80' }), path: 'peers[1].endpoint', reason: /expected ip:port.* got "300\.1\.1\.1:80"/, hasKey: true },
+    { name: 'loopback endpoint', item: entry(P3, { endpoint: '127.0.0.1:51820' }), path: 'peers[1].endpoint', reason: /"127\.0\.0\.1:51820" is a loopback address/, hasKey: true },
+    { name: 'unspecified endpoint', item: entry(P3, { endpoint: '0.0.0.0:51820' }), path: 'peers[1].endpoint', reason: /is a unspecified address|is an? unspecified address/, hasKey: true },
+    { name: 'multicast endpoint', item: entry(P3, { endpoint: '[ff02::1]:51820' }), path: 'peers[1].endpoint', reason: /is a multicast address/, hasKey: true },
+    { name: 'IPv6 loopback endpoint', item: entry(P3, { endpoint: '[::1]:51820' }), path: 'peers[1].endpoint', reason: /is a loopback address/, hasKey: true },
+    { name: 'zoned endpoint (means nothing on another machine)', item: entry(P3, { endpoint: '[fe80::1%eth0]:51820' }), path: 'peers[1].endpoint', reason: /scoped to interface "eth0" of another machine/, hasKey: true },
+    { name: 'broadcast endpoint', item: entry(P3, { endpoint: '255.255.255.255:51820' }), path: 'peers[1].endpoint', reason: /is a broadcast address/, hasKey: true },
     { name: 'endpoint without port', item: entry(P3, { endpoint: '198.51.100.3' }), path: 'peers[1].endpoint', reason: /got "198\.51\.100\.3"/, hasKey: true },
     { name: 'endpoint port 0', item: entry(P3, { endpoint: '198.51.100.3:0' }), path: 'peers[1].endpoint', reason: /got "198\.51\.100\.3:0"/, hasKey: true },
     { name: 'endpoint host name', item: entry(P3, { endpoint: 'evil.example:51820' }), path: 'peers[1].endpoint', reason: /got "evil\.example:51820"/, hasKey: true },
@@ -246,5 +259,76 @@ describe('serializePeerList', () => {
 
   test('formatPeerListText of a list without endpoints is empty', () => {
     assert.equal(formatPeerListText({ ...list, peers: [list.peers[2]!] }), '');
+  });
+});
+
+describe('revisions and deltas', () => {
+  test('revision, since and removed parse and survive a round trip', () => {
+    const { list } = parsePeerList(body({ revision: 12, since: 11, removed: [P4] }));
+    assert.equal(list.revision, 12);
+    assert.equal(list.since, 11);
+    assert.deepEqual(list.removed, [P4]);
+    assert.deepEqual(parsePeerList(JSON.parse(JSON.stringify(serializePeerList(list)))).list, list);
+  });
+
+  test('a list without them (an older fang) has none of them', () => {
+    const { list } = parsePeerList(body());
+    assert.equal('revision' in list, false);
+    assert.equal('since' in list, false);
+    assert.equal('removed' in list, false);
+    const wire = serializePeerList(list) as Record<string, unknown>;
+    assert.equal('revision' in wire, false);
+  });
+});
+
+describe('mergePeerList', () => {
+  const full = parsePeerList(body({ revision: 10 })).list;
+
+  test('a full list replaces what is held, or starts it', () => {
+    const other = parsePeerList(body({ revision: 3, peers: [entry(P2)] })).list;
+    assert.equal(mergePeerList(full, other), other);
+    assert.equal(mergePeerList(undefined, other), other);
+  });
+
+  test('a delta updates, adds and removes entries, and becomes a full list', () => {
+    const delta = parsePeerList(
+      body({ revision: 11, since: 10, removed: [P4], peers: [entry(P2, { endpoint: '203.0.113.2:2222' }), entry(key(0x09), { allowedIps: ['10.10.10.9/32'] })] }),
+    ).list;
+    const merged = mergePeerList(full, delta);
+    assert.ok(merged);
+    assert.equal(merged.revision, 11);
+    assert.equal(merged.since, undefined);
+    assert.equal(merged.removed, undefined);
+    assert.deepEqual(
+      merged.peers.map((p) => [p.publicKey, p.endpoint && formatEndpoint(p.endpoint)]).sort(),
+      [
+        [P2, '203.0.113.2:2222'],
+        [P3, '[2001:db8::3]:51820'],
+        [key(0x09), '198.51.100.2:51820'],
+      ].sort(),
+    );
+  });
+
+  test('an empty delta keeps everything and moves the revision', () => {
+    const merged = mergePeerList(full, parsePeerList(body({ revision: 10, since: 10, peers: [], removed: [] })).list);
+    assert.deepEqual(merged?.peers, full.peers);
+  });
+
+  test('a delta that does not follow what is held, or with nothing held, is refused', () => {
+    const delta = parsePeerList(body({ revision: 12, since: 11, peers: [] })).list;
+    assert.equal(mergePeerList(full, delta), undefined);
+    assert.equal(mergePeerList(undefined, delta), undefined);
+    const fromOldFang = parsePeerList(body({ peers: [] })).list;
+    assert.equal(mergePeerList(fromOldFang, parsePeerList(body({ revision: 1, since: 0, peers: [] })).list), undefined);
+  });
+
+  test('merging a delta equals the full list at the new revision (peer order aside)', () => {
+    const before = parsePeerList(body({ revision: 1, peers: [entry(P2), entry(P3), entry(P4)] })).list;
+    const after = parsePeerList(body({ revision: 2, peers: [entry(P2), entry(P4, { endpoint: '198.51.100.44:4' })] })).list;
+    const delta = parsePeerList(body({ revision: 2, since: 1, removed: [P3], peers: [entry(P4, { endpoint: '198.51.100.44:4' })] })).list;
+    const merged = mergePeerList(before, delta)!;
+    const byKey = (l: PeerList) => [...l.peers].sort((a, b) => a.publicKey.localeCompare(b.publicKey));
+    assert.deepEqual(byKey(merged), byKey(after));
+    assert.equal(merged.revision, after.revision);
   });
 });

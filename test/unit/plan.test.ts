@@ -203,6 +203,13 @@ const rows: Row[] = [
     },
   },
   {
+    name: "an existing peer routing a range outside the fang's (a site) is left to the user",
+    current: baseDevice([], { allowedIps: ['10.10.10.3/32', '192.168.50.0/24'] }),
+    list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
+    want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+    reasons: [/192\.168\.50\.0\/24 lies outside the fang peer's allowed IPs; not managed/],
+  },
+  {
     name: 'an existing peer with keepalive off gets keepalive along with the endpoint',
     current: baseDevice([], { persistentKeepalive: null }),
     list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
@@ -363,6 +370,53 @@ describe('planPeerChanges', () => {
     assert.equal(plan.changes[0]?.probeAddress, null);
   });
 
+  test('a flowing peer listed at another endpoint is contested: kept, but to be probed', () => {
+    const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
+    const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW);
+    assert.deepEqual(plan.changes, []);
+    assert.deepEqual(plan.contested.map((c) => [c.publicKey, formatIp(c.probeAddress)]), [[OLD, '10.10.10.3']]);
+  });
+
+  test('a flowing peer listed at its own endpoint is not contested', () => {
+    const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
+    const plan = planPeerChanges(current, list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), POLICY, NOW);
+    assert.deepEqual(plan.contested, []);
+  });
+
+  test('a contested peer that stayed silent to the probe is re-pointed, saying it moved', () => {
+    const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
+    const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, undefined, new Set([OLD]));
+    assert.deepEqual(describePlan(plan).changes.map((c) => [c.kind, c.publicKey, c.endpoint]), [['set-endpoint', OLD, '203.0.113.3:6000']]);
+    assert.match(plan.changes[0]!.reason, /no answer through 198\.51\.100\.3:51820 \(last heard 10s ago\); the peer moved/);
+    assert.deepEqual(plan.contested, []);
+    const after = applyToDevice(current, plan.changes);
+    assert.deepEqual(planPeerChanges(after, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, undefined, new Set([OLD])).changes, []);
+  });
+
+  test('a flowing peer the fang saw leave our endpoint has moved: re-pointed without a probe', () => {
+    const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
+    const listedBefore = new Map([[OLD, endpoint('198.51.100.3:51820')]]);
+    const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, undefined, undefined, listedBefore);
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', OLD, '203.0.113.3:6000']]);
+    assert.match(plan.changes[0]!.reason, /the peer moved: the fang saw it leave 198\.51\.100\.3:51820/);
+    assert.deepEqual(plan.contested, []);
+  });
+
+  test('a flowing peer the fang listed elsewhere before (NAT shows it another port) is only contested', () => {
+    const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
+    for (const before of [endpoint('203.0.113.3:5999'), null]) {
+      const listedBefore = new Map([[OLD, before]]);
+      const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, undefined, undefined, listedBefore);
+      assert.deepEqual(plan.changes, []);
+      assert.deepEqual(plan.contested.map((c) => c.publicKey), [OLD]);
+    }
+  });
+
+  test('silent never touches the fang peer or an unlisted peer', () => {
+    const plan = planPeerChanges(baseDevice(), list([listEntry(FANG, '203.0.113.66:666', [])]), POLICY, NOW, undefined, new Set([FANG, OLD]));
+    assert.deepEqual(plan.changes, []);
+  });
+
   test('the keepalive comes from the policy', () => {
     const plan = planPeerChanges(baseDevice(), list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32'])]), { ...POLICY, keepaliveSeconds: 7 }, NOW);
     assert.equal(plan.changes[0]?.persistentKeepalive, 7);
@@ -434,17 +488,18 @@ describe('planPeerChanges converges (random devices and lists)', () => {
       entries.push({ publicKey: k, endpoint: e === null ? null : endpoint(e), allowedIps: Array.from({ length: Math.floor(random() * 4) }, () => prefix(host())), latestHandshake: handshake() });
     }
     const activity: Activity | undefined = random() < 0.5 ? undefined : new Map(keys.map((k) => [k, handshake()]));
+    const silent = random() < 0.7 ? undefined : new Set([...keys, fang].filter(() => random() < 0.5));
     const policy: Policy = { fangPublicKey: fang, serverAddress: ip(server), keepaliveSeconds: 25, flowingWithinSeconds: 180 };
-    return { current: dedup, list: { version: 1 as const, fang: { publicKey: fang }, you: { publicKey: self, endpoint: null }, peers: entries }, policy, activity };
+    return { current: dedup, list: { version: 1 as const, fang: { publicKey: fang }, you: { publicKey: self, endpoint: null }, peers: entries }, policy, activity, silent };
   }
 
   test(`${ITERATIONS} random cases: apply, plan again, nothing left; the fang peer untouched; no route stolen`, () => {
     const random = seededRandom(20240601);
     let totalChanges = 0;
     for (let i = 0; i < ITERATIONS; i++) {
-      const { current, list: peerList, policy, activity } = randomCase(random);
-      const context = () => `case ${i}: ${stringify({ current, peerList, policy })}`;
-      const plan = planPeerChanges(current, peerList, policy, NOW, activity);
+      const { current, list: peerList, policy, activity, silent } = randomCase(random);
+      const context = () => `case ${i}: ${stringify({ current, peerList, policy, silent: silent && [...silent] })}`;
+      const plan = planPeerChanges(current, peerList, policy, NOW, activity, silent);
       totalChanges += plan.changes.length;
       const fangBefore = current.peers.find((p) => p.publicKey === policy.fangPublicKey);
       const fangRange = fangBefore?.allowedIps ?? [];
@@ -467,7 +522,9 @@ describe('planPeerChanges converges (random devices and lists)', () => {
         assert.ok(now, `peer removed; ${context()}`);
         assert.equal(stringify(now.allowedIps), stringify(before.allowedIps), `allowed IPs of an existing peer changed; ${context()}`);
       }
-      const again = planPeerChanges(after, peerList, policy, NOW, activity);
+      for (const c of plan.contested) assert.ok(!plan.changes.some((change) => change.publicKey === c.publicKey), `contested and changed; ${context()}`);
+      assert.ok(!plan.contested.some((c) => c.publicKey === policy.fangPublicKey), `fang contested; ${context()}`);
+      const again = planPeerChanges(after, peerList, policy, NOW, activity, silent);
       assert.deepEqual(describePlan(again).changes, [], `not converged; ${context()}`);
     }
     assert.ok(totalChanges > ITERATIONS / 2, `the generator should produce changes (got ${totalChanges})`);
@@ -476,8 +533,8 @@ describe('planPeerChanges converges (random devices and lists)', () => {
   test('planning is deterministic: the same input gives the same plan', () => {
     const random = seededRandom(7);
     for (let i = 0; i < 50; i++) {
-      const { current, list: peerList, policy, activity } = randomCase(random);
-      assert.equal(stringify(planPeerChanges(current, peerList, policy, NOW, activity)), stringify(planPeerChanges(current, peerList, policy, NOW, activity)));
+      const { current, list: peerList, policy, activity, silent } = randomCase(random);
+      assert.equal(stringify(planPeerChanges(current, peerList, policy, NOW, activity, silent)), stringify(planPeerChanges(current, peerList, policy, NOW, activity, silent)));
     }
   });
 });
