@@ -62,7 +62,9 @@ async function runOnce(tool: Tool): Promise<Sample> {
     } catch {
       return { connectMs: null, rebindHealMs: null };
     }
-    await new Promise((r) => setTimeout(r, 1000));
+    // Rebind at a random moment: the seed-style client acts every 10 s, the
+    // heartbeat every second, and a fixed moment would favour one phase.
+    await new Promise((r) => setTimeout(r, 1000 + Math.random() * 10_000));
     await lab.rebind('natB');
     const rebound = Date.now();
     return { connectMs, rebindHealMs: await firstReplyAfter(lab, rebound, HEAL_LIMIT_MS) };
