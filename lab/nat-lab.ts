@@ -392,7 +392,8 @@ export class NatLab {
 
   /**
    * Waits until `of` has a live handshake with `peer` over the expected
-   * endpoint (by default `peer`'s NAT public address) and returns the entry.
+   * endpoint (by default `peer`'s NAT public address), and routes `peer`'s
+   * overlay address to it (not through the fang), and returns the entry.
    */
   waitForDirect(of: HostName, peer: HostName, options: { timeoutMs: number; endpoint?: string; after?: number }): Promise<PeerState> {
     const want = parseIp((options.endpoint ?? this.host(peer).publicEndpoint).split(':')[0]!);
@@ -401,7 +402,7 @@ export class NatLab {
       `a direct handshake from ${of} to ${peer}`,
       async () => {
         const entry = await this.peerOf(of, peer);
-        if (!entry || !entry.endpoint || entry.latestHandshake <= after) return undefined;
+        if (!entry || !entry.endpoint || entry.latestHandshake <= after || entry.allowedIps.length === 0) return undefined;
         return entry.endpoint.address.value === want?.value ? entry : undefined;
       },
       { timeoutMs: options.timeoutMs, intervalMs: 25 },

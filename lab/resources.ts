@@ -78,7 +78,11 @@ export function teardownRecord(record: LabRecord, log?: (line: string) => void):
       /* already gone */
     }
   }
-  for (const name of record.wgInterfaces) rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
+  for (const name of record.wgInterfaces) {
+    rmSync(`/var/run/wireguard/${name}.sock`, { force: true });
+    // A client daemon killed with the lab leaves its status file behind.
+    rmSync(`/run/snakebite/${name}.json`, { force: true });
+  }
   for (const dir of record.tmpDirs) rmSync(dir, { recursive: true, force: true });
   rmSync(join(RECORD_DIR, `${record.id}.json`), { force: true });
 }

@@ -1,6 +1,9 @@
 import { fetchPeerList, MAX_REPLY_BYTES } from '../client/fetch-peer-list';
 import { runClientDaemon } from '../client/daemon';
+import { localCandidates, localNetworks } from '../client/local-networks';
 import { ProbeResponder } from '../client/probe';
+import { postReport } from '../client/report';
+import { removeState, stateFilePath, writeState } from '../client/state-file';
 import { sendProbeDatagrams } from '../client/punch';
 import { addressesOf } from '../fang/listen-address';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
@@ -23,6 +26,7 @@ export const DEFAULT_KEEPALIVE_SECONDS = 25;
 export const DEFAULT_TIMEOUT = '5s';
 export const DEFAULT_WAIT = '25s';
 export const DEFAULT_HEARTBEAT = '1s';
+export const DEFAULT_RELAY_AFTER = '8s';
 /** How long a probe through a contested peer's current endpoint waits for an answer. */
 export const PROBE_TIMEOUT_MS = 1000;
 /** How often a daemon compares its interface with the peer list it holds (one `wg show`). */
@@ -50,6 +54,10 @@ peer whose traffic is flowing. Runs as a daemon unless --once is given.
                          longest retry delay after failures (default ${DEFAULT_INTERVAL})
       --heartbeat DUR    one tiny datagram to the fang this often, so it sees a NAT
                          rebind at once (default ${DEFAULT_HEARTBEAT}; 0 sends none)
+      --relay-after DUR  send a peer's traffic through the fang when punching gets no
+                         direct handshake within this time; the direct path is retried
+                         with backoff and used again once it works (default ${DEFAULT_RELAY_AFTER};
+                         0 never relays; daemon only)
       --keepalive SECS   persistent keepalive set on peers it adds or re-points (default ${DEFAULT_KEEPALIVE_SECONDS})
       --timeout DUR      deadline for one request to the fang (default ${DEFAULT_TIMEOUT})
       --dry-run          log the plan, change nothing
@@ -70,6 +78,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
     interval: { type: 'string', default: DEFAULT_INTERVAL },
     wait: { type: 'string', default: DEFAULT_WAIT },
     heartbeat: { type: 'string', default: DEFAULT_HEARTBEAT },
+    'relay-after': { type: 'string', default: DEFAULT_RELAY_AFTER },
     keepalive: { type: 'string', default: String(DEFAULT_KEEPALIVE_SECONDS) },
     timeout: { type: 'string', default: DEFAULT_TIMEOUT },
     'dry-run': { type: 'boolean', default: false },
@@ -87,7 +96,11 @@ export async function clientCommand(argv: string[]): Promise<number> {
   const heartbeatMs = values.heartbeat === '0' ? 0 : parseDuration('client', 'heartbeat', values.heartbeat, 100, 3_600_000);
   const logger = loggerFromFlags('client', values).child({ interface: interfaceName });
 
+  const relayAfterMs = values['relay-after'] === '0' ? 0 : parseDuration('client', 'relay-after', values['relay-after'], 1000, 3_600_000);
   const deps: SyncDeps = {
+    localNetworks: () => localNetworks(interfaceName),
+    localCandidates: (listenPort) => localCandidates(interfaceName, listenPort),
+    sendReport: (report) => postReport(server.address, server.port, report, timeoutMs),
     driver: new WgCommandDriver(interfaceName),
     fetchPeerList: (request = {}) => fetchPeerList({ server: server.address, port: server.port, timeoutMs, maxBytes: MAX_REPLY_BYTES, ...request }),
     triggerHandshakes: sendProbeDatagrams,
@@ -100,6 +113,8 @@ export async function clientCommand(argv: string[]): Promise<number> {
     flowingWithinSeconds: FLOWING_WITHIN_SECONDS,
     dryRun: values['dry-run'],
   };
+  // Relaying needs memory of how long a peer has been punched: daemons only.
+  const daemonOptions: SyncOptions = relayAfterMs > 0 ? { ...options, relayAfterSeconds: Math.round(relayAfterMs / 1000) } : options;
   if (values.once) {
     const result = await syncOnce(deps, options);
     logger.info('sync-once-done', { changes: result.plan.changes.length, refused: result.rejected.length + result.plan.skipped.filter((s) => s.severity === 'refused').length });
@@ -107,23 +122,34 @@ export async function clientCommand(argv: string[]): Promise<number> {
   }
   logger.info('client-started', { server: `${values.server}`, push: waitMs > 0, intervalMs, heartbeatMs, keepalive: keepaliveSeconds });
   const signal = shutdownSignal(logger);
+  const statePath = stateFilePath(interfaceName);
   const responder = new ProbeResponder(logger);
   await responder.bind(addressesOf(interfaceName));
   // The interface may come up (or get its addresses) after the daemon starts.
   const rebind = setInterval(() => void responder.bind(addressesOf(interfaceName)), 10_000);
   try {
     await runClientDaemon(deps, {
-      ...options,
+      ...daemonOptions,
       intervalMs,
       waitSeconds: Math.round(waitMs / 1000),
       heartbeatMs,
       probeTimeoutMs: PROBE_TIMEOUT_MS,
       localCheckMs: LOCAL_CHECK_MS,
+      publish: ({ lastSync, lastError, relayed }) =>
+        writeState(statePath, {
+          interface: interfaceName,
+          server: values.server!,
+          pid: process.pid,
+          lastSync,
+          ...(lastError ? { lastError } : {}),
+          relayed: [...relayed].map(([publicKey, since]) => ({ publicKey, since })),
+        }),
       signal,
     });
   } finally {
     clearInterval(rebind);
     responder.close();
+    removeState(statePath);
   }
   logger.info('client-stopped');
   return 0;

@@ -1,3 +1,4 @@
+import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
@@ -15,7 +16,10 @@ when its source address lies in a peer's AllowedIPs (that peer is the asker).
       --log-format FMT   text or json (default text)
   -h, --help             show this help
 
-Endpoints: GET /v1/peers (JSON), GET /v1/peers.txt ("<public-key> <endpoint>" lines).
+Endpoints: GET /v1/peers (JSON; ?since=REVISION&wait=SECONDS to wait for a change),
+GET /v1/peers.txt ("<public-key> <endpoint>" lines), POST /v1/report (what a
+peer tells about itself). Peers that cannot connect directly are relayed
+through this machine: it warns at start when IP forwarding is off.
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failed to start, 2 bad usage.
 `;
 
@@ -37,6 +41,14 @@ export async function serverCommand(argv: string[]): Promise<number> {
   // Fail at start, not at the first request, when the interface or wg is missing.
   await driver.readDevice();
   assertListenAddressOnInterface(interfaceName, listen.address);
+  const forwarding = forwardingEnabled();
+  if (!forwarding.ipv4) {
+    logger.warn('forwarding-off', {
+      family: 'ipv4',
+      reason: 'this machine does not forward IPv4, so peers that cannot connect directly cannot be relayed through it',
+      hint: 'sysctl -w net.ipv4.ip_forward=1 (and allow forwarding on the WireGuard interface in your firewall)',
+    });
+  }
   const signal = shutdownSignal(logger);
   const server = await startFangServer({ driver, listenAddress: listen.address, port: listen.port, logger });
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

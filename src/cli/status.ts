@@ -1,5 +1,12 @@
+import { fetchPeerList } from '../client/fetch-peer-list';
+import { readLiveState, stateFilePath } from '../client/state-file';
+import { describeError } from '../errors';
+import { formatEndpoint } from '../ip/address';
 import { DEFAULT_SERVER_PORT } from '../fang/server';
+import { parsePeerList } from '../peer-list/parse';
+import type { PeerList } from '../peer-list/peer-list';
 import { findFangPeer } from '../plan/fang-peer';
+import { listenPortClashes } from '../status/diagnose';
 import { describePaths, guessFangPeer } from '../status/paths';
 import { shortKey } from '../wireguard/key';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
@@ -7,12 +14,16 @@ import { parseAddressAndPort, parseCommandArgs, parseInterfaceName } from './opt
 
 export const STATUS_HELP = `Usage: snakebite status --interface IF [--server IP[:PORT]] [--json]
 
-Shows, per peer of IF, how it is reached now: direct, lan, fang (the fang peer
-itself) or none, with why, the handshake age and bytes received and sent.
+Shows, per peer of IF, how it is reached now: direct, lan, relayed (through
+the fang), fang (the fang peer itself) or none, with why, the handshake age
+and bytes received and sent. It reads the interface, the running client's
+state (when a 'snakebite client' daemon runs on IF), and asks the fang for
+what peers report, to tell which side's NAT defeats a punch.
 
   -i, --interface IF     the WireGuard interface (e.g. wg0)
-  -s, --server IP        the fang's overlay address, to name the fang peer;
-                         without it the peer with an endpoint and the widest AllowedIPs is taken
+  -s, --server IP        the fang's overlay address (default: the running client's);
+                         without either, the peer with an endpoint and the widest
+                         AllowedIPs is taken as the fang and the fang is not asked
       --json             print JSON instead of a table
   -h, --help             show this help
 
@@ -42,13 +53,43 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const interfaceName = parseInterfaceName('status', values.interface);
-  const server = values.server === undefined ? undefined : parseAddressAndPort('status', 'server', values.server, DEFAULT_SERVER_PORT);
-  const device = await new WgCommandDriver(interfaceName).readDevice();
+  const client = readLiveState(stateFilePath(interfaceName));
+  const serverText = values.server ?? client?.server;
+  const server = serverText === undefined ? undefined : parseAddressAndPort('status', 'server', serverText, DEFAULT_SERVER_PORT);
+  const driver = new WgCommandDriver(interfaceName);
+  const device = await driver.readDevice();
   const fangKey = server ? findFangPeer(device, server.address).publicKey : guessFangPeer(device);
-  const paths = describePaths(device, fangKey, new Date());
+
+  const notes: string[] = [];
+  let list: PeerList | undefined;
+  if (server) {
+    try {
+      list = parsePeerList(await fetchPeerList({ server: server.address, port: server.port, timeoutMs: 2000, maxBytes: 4 << 20 })).list;
+      notes.push(...listenPortClashes(list, device.publicKey ?? '', device.listenPort));
+    } catch (error) {
+      notes.push(`the fang did not answer (${describeError(error)}): NAT diagnosis unavailable`);
+    }
+  }
+  const relayedSince = new Map((client?.relayed ?? []).map((r) => [r.publicKey, r.since]));
+  const paths = describePaths(device, fangKey, new Date(), { ...(list ? { list } : {}), relayedSince });
+  for (const p of paths) {
+    if (p.persistentKeepalive === null && p.path !== 'none' && p.publicKey !== fangKey) notes.push(`peer ${shortKey(p.publicKey)} has no persistent keepalive: its NAT mappings may close when idle`);
+  }
+  const clientLine = client
+    ? `client: running (pid ${client.pid}), server ${client.server}, last sync ${client.lastSync ? `${Math.max(0, Math.floor(Date.now() / 1000) - client.lastSync)}s ago` : 'never'}${client.lastError ? `, last error: ${client.lastError}` : ''}`
+    : 'client: no snakebite client daemon runs on this interface';
 
   if (values.json) {
-    const out = { interface: interfaceName, publicKey: device.publicKey, listenPort: device.listenPort, fang: fangKey ?? null, peers: paths };
+    const out = {
+      interface: interfaceName,
+      publicKey: device.publicKey,
+      listenPort: device.listenPort,
+      fang: fangKey ?? null,
+      client: client ?? null,
+      publicEndpoint: list?.you.endpoint ? formatEndpoint(list.you.endpoint) : null,
+      notes,
+      peers: paths,
+    };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
   }
@@ -65,6 +106,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   process.stdout.write(`interface ${interfaceName}: public key ${device.publicKey ? shortKey(device.publicKey) : '(none)'}, listening on port ${device.listenPort}\n`);
+  process.stdout.write(`${clientLine}\n`);
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
+  for (const note of notes) process.stdout.write(`note: ${note}\n`);
   return 0;
 }

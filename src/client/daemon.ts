@@ -1,12 +1,12 @@
-import { endpointEquals, formatEndpoint, type IpAddress } from '../ip/address';
+import { endpointEquals, firstHost, formatEndpoint, type IpAddress } from '../ip/address';
 import { describeError, SnakebiteError } from '../errors';
 import { mergePeerList } from '../peer-list/merge';
 import type { PeerList } from '../peer-list/peer-list';
-import { firstHost } from '../ip/address';
-import type { DeviceState } from '../wireguard/device-state';
+import type { DeviceState, PeerChange } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
+import { PeerTracker } from './peer-tracker';
 import { probePeers } from './probe';
-import { acceptReply, reconcile, type SyncDeps, type SyncOptions } from './sync';
+import { acceptReply, reconcile, sendReportQuietly, type SyncDeps, type SyncOptions, type SyncResult } from './sync';
 
 export interface DaemonOptions extends SyncOptions {
   /** Time between refreshes when the fang does not push, in milliseconds. */
@@ -19,12 +19,15 @@ export interface DaemonOptions extends SyncOptions {
   readonly probeTimeoutMs: number;
   /**
    * How often the interface itself is checked against the list held, in
-   * milliseconds, so a recreated interface (wg-quick down/up) gets its peers
-   * back without waiting for the fang; 0 checks only when the fang answers.
+   * milliseconds: this is when relay decisions are taken, and how a recreated
+   * interface (wg-quick down/up) gets its peers back without waiting for the
+   * fang; 0 checks only when the fang answers.
    */
   readonly localCheckMs: number;
-  /** Stops the loop; the current round finishes first. */
+  /** Stops the loop; a reply that arrives after it aborts is not applied. */
   readonly signal: AbortSignal;
+  /** Called after every round with what `snakebite status` may show; errors in it are ignored. */
+  readonly publish?: (state: { lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number> }) => void;
 }
 
 /** Waits `ms`, or less if `signal` aborts first. */
@@ -74,6 +77,21 @@ function punchTargets(device: DeviceState, fangKey: WireGuardKey): IpAddress[] {
 }
 
 /**
+ * The changes that make WireGuard send a handshake to each peer now, though
+ * its traffic goes through the fang: turning persistent keepalive off and on
+ * again in one batch sends a keepalive at once, which starts a handshake.
+ */
+export function repunchChanges(device: DeviceState, keys: readonly WireGuardKey[], keepaliveSeconds: number): PeerChange[] {
+  const byKey = new Map(device.peers.map((peer) => [peer.publicKey, peer]));
+  return keys
+    .filter((key) => byKey.get(key)?.endpoint)
+    .flatMap((key) => [
+      { publicKey: key, persistentKeepalive: 0 },
+      { publicKey: key, persistentKeepalive: byKey.get(key)!.persistentKeepalive ?? keepaliveSeconds },
+    ]);
+}
+
+/**
  * Keeps the interface in step with the fang until the signal aborts. It holds
  * a request open at the fang, which answers the moment a peer changes (push),
  * and falls back to polling every `intervalMs` when the fang does not push. A
@@ -82,10 +100,20 @@ function punchTargets(device: DeviceState, fangKey: WireGuardKey): IpAddress[] {
  */
 export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): Promise<void> {
   const { logger } = deps;
-  const activity = new ActivityTracker();
+  const tracker = new PeerTracker();
+  const nowSeconds = () => Math.floor(deps.clock().getTime() / 1000);
   let held: PeerList | undefined;
   let failures = 0;
   let pushing = options.waitSeconds > 0;
+  let lastReport: string | undefined;
+  let lastSync = 0;
+  const publish = (lastError?: string) => {
+    try {
+      options.publish?.({ lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers() });
+    } catch {
+      /* status is a convenience; never let it stop the daemon */
+    }
+  };
 
   // Heartbeats keep F's view of our endpoint fresh: after a NAT rebind, F learns
   // the new one within a heartbeat and pushes it to the other peers.
@@ -104,6 +132,46 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     turn = next.catch(() => undefined);
     return next;
   };
+
+  /** Reconcile with what the tracker knows, remember what happened, retry relayed peers' direct paths. */
+  const reconcileTracked = async (list: PeerList, extra: Parameters<typeof reconcile>[3] = {}): Promise<SyncResult> => {
+    const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra });
+    tracker.record(result.device, result.plan, list.fang.publicKey, nowSeconds());
+    if (!options.dryRun) {
+      const due = tracker.takeRepunches(nowSeconds());
+      const changes = repunchChanges(result.device, due, options.keepaliveSeconds);
+      if (changes.length > 0) {
+        await deps.driver.applyPeerChanges(changes);
+        for (const key of due) logger.info('direct-retried', { peer: key, reason: 'relayed: trying the direct path again (keepalive off and on starts a handshake)' });
+      }
+      if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint')) watchForHandshakes(list);
+    }
+    return result;
+  };
+
+  // After a punch, watch closely for the handshake, so a relayed peer goes
+  // direct within a tenth of a second of it rather than at the next local check.
+  let watching = false;
+  const watchForHandshakes = (list: PeerList) => {
+    if (watching || options.signal.aborted) return;
+    watching = true;
+    void (async () => {
+      for (let i = 0; i < 30 && !options.signal.aborted; i++) {
+        await sleep(100, options.signal);
+        const device = await deps.driver.readDevice();
+        if (tracker.relayedCount === 0) return;
+        if (tracker.readyForDirect(device).length > 0) {
+          await exclusive(() => reconcileTracked(list));
+          return;
+        }
+      }
+    })()
+      .catch(() => undefined)
+      .finally(() => {
+        watching = false;
+      });
+  };
+
   let localFailing = false;
   const localCheck =
     options.localCheckMs > 0
@@ -111,8 +179,8 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
           const list = held;
           if (!list || options.signal.aborted) return;
           void exclusive(async () => {
-            const result = await reconcile(deps, options, list, { activity: activity.snapshot() });
-            activity.observe(result.device, Math.floor(deps.clock().getTime() / 1000));
+            await reconcileTracked(list);
+            publish();
             if (localFailing) logger.info('interface-back', { reason: 'the interface can be read again' });
             localFailing = false;
           }).catch((error: unknown) => {
@@ -150,26 +218,28 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
 
         const list = held;
         const result = await exclusive(async () => {
-          const first = await reconcile(deps, options, list, { activity: activity.snapshot(), listedBefore });
-          activity.observe(first.device, Math.floor(deps.clock().getTime() / 1000));
+          const first = await reconcileTracked(list, { listedBefore });
           if (first.plan.contested.length === 0 || options.dryRun) return first;
           // The fang sees these flowing peers elsewhere than we reach them: ask the path itself.
           const { answered, silent } = await probePeers(deps.driver, first.plan.contested, deps.triggerHandshakes, options.probeTimeoutMs);
           logger.debug('peers-probed', { answered: answered.size, silent: silent.size });
-          return silent.size > 0 ? reconcile(deps, options, list, { activity: activity.snapshot(), silent }) : first;
+          return silent.size > 0 ? reconcileTracked(list, { silent }) : first;
         });
         if (moved && !options.dryRun) {
-          const fangKey = held.fang.publicKey;
-          const targets = punchTargets(result.device, fangKey);
+          const targets = punchTargets(result.device, list.fang.publicKey);
           logger.info('endpoint-moved', {
             previous: movedFrom ? formatEndpoint(movedFrom) : undefined,
-            endpoint: held.you.endpoint ? formatEndpoint(held.you.endpoint) : undefined,
+            endpoint: list.you.endpoint ? formatEndpoint(list.you.endpoint) : undefined,
             reason: `the fang sees us at a new endpoint; punching ${targets.length} peers again`,
           });
           await deps.triggerHandshakes(targets);
         }
+        // A full list means a new fang (or a restarted one), which has no report of ours yet.
+        lastReport = await sendReportQuietly(deps, result.device, list.fang.publicKey, incoming.since === undefined ? undefined : lastReport) ?? lastReport;
         if (failures > 0) logger.info('sync-recovered', { after: failures });
         failures = 0;
+        lastSync = nowSeconds();
+        publish();
         if (!pushing) delay = options.intervalMs;
       } catch (error) {
         if (options.signal.aborted) break;
@@ -180,13 +250,14 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
           error: describeError(error),
           retryInMs: delay,
         });
+        publish(describeError(error));
       }
       await sleep(delay, options.signal);
     }
   } finally {
     clearInterval(heartbeat);
     clearInterval(localCheck);
-    await turn;
     options.signal.removeEventListener('abort', onAbort);
+    await turn;
   }
 }

@@ -1,10 +1,12 @@
-import { formatEndpoint, formatPrefix, type Endpoint, type IpAddress } from '../ip/address';
-import { SnakebiteError } from '../errors';
+import { formatEndpoint, formatPrefix, type Endpoint, type IpAddress, type IpPrefix } from '../ip/address';
+import { describeError, SnakebiteError } from '../errors';
+import { serializePeerReport } from '../peer-list/serialize';
+import { buildReport } from './report';
 import type { Logger } from '../log/logger';
 import { parsePeerList } from '../peer-list/parse';
-import type { PeerList, RejectedEntry } from '../peer-list/peer-list';
+import type { PeerList, PeerReport, RejectedEntry } from '../peer-list/peer-list';
 import { findFangPeer } from '../plan/fang-peer';
-import { planPeerChanges, type Activity, type Plan } from '../plan/plan';
+import { planPeerChanges, type Activity, type Plan, type PlanObservations } from '../plan/plan';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardDriver } from '../wireguard/driver';
 import { shortKey, type WireGuardKey } from '../wireguard/key';
@@ -27,6 +29,12 @@ export interface SyncDeps {
   readonly triggerHandshakes: HandshakeTrigger;
   readonly logger: Logger;
   readonly clock: () => Date;
+  /** The networks this machine is on besides the WireGuard interface; none when absent. */
+  readonly localNetworks?: () => IpPrefix[];
+  /** This machine's LAN candidate endpoints for a ListenPort; none when absent. */
+  readonly localCandidates?: (listenPort: number) => Endpoint[];
+  /** Sends a report to the fang; reports are skipped when absent. */
+  readonly sendReport?: (report: PeerReport) => Promise<void>;
 }
 
 export interface SyncOptions {
@@ -35,6 +43,8 @@ export interface SyncOptions {
   readonly flowingWithinSeconds: number;
   /** Plan and log, change nothing. */
   readonly dryRun: boolean;
+  /** Relay a peer through the fang after this many seconds without a direct handshake; undefined never relays. */
+  readonly relayAfterSeconds?: number;
 }
 
 export interface SyncResult {
@@ -44,12 +54,7 @@ export interface SyncResult {
 }
 
 /** What the caller has observed of the peers beyond the interface's own state. */
-export interface Observations {
-  readonly activity?: Activity;
-  readonly silent?: ReadonlySet<WireGuardKey>;
-  /** The previous list's endpoints, so a peer that moved is followed without a probe. */
-  readonly listedBefore?: ReadonlyMap<WireGuardKey, Endpoint | null>;
-}
+export type Observations = PlanObservations;
 
 /** Decodes and validates a reply, logging each dropped entry. Throws on a bad envelope. */
 export function acceptReply(body: unknown, logger: Logger): { list: PeerList; rejected: readonly RejectedEntry[] } {
@@ -92,11 +97,11 @@ export async function reconcile(deps: SyncDeps, options: SyncOptions, list: Peer
       serverAddress: options.serverAddress,
       keepaliveSeconds: options.keepaliveSeconds,
       flowingWithinSeconds: options.flowingWithinSeconds,
+      localNetworks: deps.localNetworks?.() ?? [],
+      ...(options.relayAfterSeconds !== undefined ? { relayAfterSeconds: options.relayAfterSeconds } : {}),
     },
     deps.clock(),
-    observations.activity,
-    observations.silent,
-    observations.listedBefore,
+    observations,
   );
   for (const skip of plan.skipped) {
     if (skip.severity === 'refused') logger.warn('peer-refused', { peer: skip.publicKey, reason: skip.reason });
@@ -104,12 +109,13 @@ export async function reconcile(deps: SyncDeps, options: SyncOptions, list: Peer
   }
 
   if (!options.dryRun) await applyPlan(driver, plan, deps.triggerHandshakes);
+  const EVENTS = { 'add-peer': 'peer-added', 'set-endpoint': 'endpoint-set', relay: 'relay-started', 'direct-again': 'relay-ended' } as const;
   for (const change of plan.changes) {
-    logger.info(change.kind === 'add-peer' ? 'peer-added' : 'endpoint-set', {
+    logger.info(EVENTS[change.kind], {
       peer: change.publicKey,
       endpoint: change.endpoint && formatEndpoint(change.endpoint),
       previous: change.previousEndpoint ? formatEndpoint(change.previousEndpoint) : undefined,
-      allowedIps: change.allowedIps?.map(formatPrefix).join(','),
+      allowedIps: change.allowedIps?.length ? change.allowedIps.map(formatPrefix).join(',') : undefined,
       keepalive: change.persistentKeepalive,
       reason: change.reason,
       dryRun: options.dryRun || undefined,
@@ -130,8 +136,29 @@ export async function reconcile(deps: SyncDeps, options: SyncOptions, list: Peer
 export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: Activity): Promise<SyncResult> {
   // Read first so a missing interface or wg fails before any request leaves.
   const device = await deps.driver.readDevice();
-  findFangPeer(device, options.serverAddress);
+  const fangPeer = findFangPeer(device, options.serverAddress);
+  await sendReportQuietly(deps, device, fangPeer.publicKey);
   const { list, rejected } = acceptReply(await deps.fetchPeerList(), deps.logger);
   const result = await reconcile(deps, options, list, activity ? { activity } : {});
   return { ...result, rejected };
+}
+
+/**
+ * Tells the fang our ListenPort, LAN candidates and the endpoints we see peers
+ * at; returns what was sent, or undefined when nothing was (no way to report,
+ * or it failed: reports only help, so a failure is logged and passed over).
+ */
+export async function sendReportQuietly(deps: SyncDeps, device: DeviceState, fangKey: WireGuardKey, unless?: string): Promise<string | undefined> {
+  if (!deps.sendReport) return undefined;
+  const report = buildReport(device, fangKey, deps.localCandidates?.(device.listenPort) ?? [], Math.floor(deps.clock().getTime() / 1000));
+  const text = JSON.stringify(serializePeerReport(report));
+  if (text === unless) return text;
+  try {
+    await deps.sendReport(report);
+    deps.logger.debug('report-sent', { candidates: report.candidates.length, seen: report.seen.length });
+    return text;
+  } catch (error) {
+    deps.logger.debug('report-failed', { error: describeError(error) });
+    return undefined;
+  }
 }

@@ -1,5 +1,5 @@
 import { longestMatch, type IpAddress } from '../ip/address';
-import { PEER_LIST_VERSION, type PeerList } from '../peer-list/peer-list';
+import { PEER_LIST_VERSION, type PeerList, type PeerListEntry, type PeerReport } from '../peer-list/peer-list';
 import type { DeviceState, PeerState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 
@@ -29,12 +29,19 @@ export interface PeerListDelta {
  * endpoint, and every other peer's key, endpoint, allowed IPs and latest
  * handshake. Nothing else of the device (keys, counters, keepalives) leaves.
  */
-export function buildPeerList(device: DeviceState, asker: PeerState, revision?: number, delta?: PeerListDelta): PeerList {
+export function buildPeerList(
+  device: DeviceState,
+  asker: PeerState,
+  revision?: number,
+  delta?: PeerListDelta,
+  /** What each peer last reported about itself (POST /v1/report). */
+  reports: ReadonlyMap<WireGuardKey, PeerReport> = new Map(),
+): PeerList {
   if (device.publicKey === null) throw new Error('the fang interface has no key');
   return {
     version: PEER_LIST_VERSION,
     fang: { publicKey: device.publicKey },
-    you: { publicKey: asker.publicKey, endpoint: asker.endpoint },
+    you: { publicKey: asker.publicKey, endpoint: asker.endpoint, ...seenByOf(asker.publicKey, reports) },
     ...(revision !== undefined ? { revision } : {}),
     ...(delta ? { since: delta.since, removed: [...delta.removed].filter((key) => key !== asker.publicKey) } : {}),
     peers: device.peers
@@ -44,6 +51,21 @@ export function buildPeerList(device: DeviceState, asker: PeerState, revision?: 
         endpoint: peer.endpoint,
         allowedIps: peer.allowedIps,
         latestHandshake: peer.latestHandshake,
+        ...reportedFields(peer.publicKey, reports),
       })),
   };
+}
+
+/** The fields of an entry that come from reports: the peer's own, and what others saw of it. */
+function reportedFields(key: WireGuardKey, reports: ReadonlyMap<WireGuardKey, PeerReport>): Partial<PeerListEntry> {
+  const own = reports.get(key);
+  return {
+    ...(own ? { listenPort: own.listenPort, candidates: own.candidates } : {}),
+    ...seenByOf(key, reports),
+  };
+}
+
+function seenByOf(key: WireGuardKey, reports: ReadonlyMap<WireGuardKey, PeerReport>): { seenBy?: PeerListEntry['seenBy'] } {
+  const seenBy = [...reports].flatMap(([by, report]) => report.seen.filter((s) => s.publicKey === key).map((s) => ({ publicKey: by, endpoint: s.endpoint })));
+  return seenBy.length ? { seenBy } : {};
 }

@@ -58,6 +58,18 @@ export class PeerWatch {
     return { device, revision: this.revision };
   }
 
+  /**
+   * Records a change the interface does not show (a peer's report) for
+   * `keys`, so waiting clients get it like any other change.
+   */
+  touch(keys: readonly WireGuardKey[]): void {
+    if (keys.length === 0) return;
+    this.revision++;
+    this.history.push({ revision: this.revision, changed: [...keys], removed: [] });
+    if (this.history.length > HISTORY) this.history.shift();
+    for (const waiter of this.waiters) if (waiter.since !== this.revision) waiter.wake();
+  }
+
   /** What changed after revision `since`; undefined when `since` is unknown (then send the full list). */
   changesSince(since: number): ChangesSince | undefined {
     if (since === this.revision) return { changed: new Set(), removed: new Set() };

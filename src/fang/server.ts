@@ -2,7 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { formatIp, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
 import { describeError, SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
-import { formatPeerListText, serializePeerList } from '../peer-list/serialize';
+import { parsePeerReport } from '../peer-list/parse';
+import { PEER_LIST_LIMITS, type PeerReport } from '../peer-list/peer-list';
+import { formatPeerListText, serializePeerList, serializePeerReport } from '../peer-list/serialize';
+import type { WireGuardKey } from '../wireguard/key';
 import type { WireGuardDriver } from '../wireguard/driver';
 import { SharedDeviceView } from './device-view';
 import { buildPeerList, identifyAsker } from './peer-list-view';
@@ -33,6 +36,27 @@ export interface FangServer {
 }
 
 const ROUTES = new Set(['/v1/peers', '/v1/peers.txt']);
+const REPORT_PATH = '/v1/report';
+
+/** Reads a request body of at most `limit` bytes as UTF-8. */
+function readBody(request: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        request.removeAllListeners('data');
+        request.resume();
+        reject(new Error(`a report is at most ${limit} bytes`));
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
 
 /** undefined when absent, null when malformed or out of range. */
 function optionalInteger(text: string | null, min: number, max: number): number | undefined | null {
@@ -62,15 +86,22 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
         'content-type': type,
         'content-length': Buffer.byteLength(body),
         'cache-control': 'no-store',
-        ...(status === 405 ? { allow: 'GET, HEAD' } : {}),
+        ...(status === 405 ? { allow: path === REPORT_PATH ? 'POST' : 'GET, HEAD' } : {}),
       });
       response.end(request.method === 'HEAD' ? undefined : body);
     };
+
+    if (path === REPORT_PATH) {
+      if (request.method !== 'POST') {
+        request.resume();
+        return reply(405, 'a report is POSTed\n');
+      }
+      return receiveReport(request, source, reply);
+    }
     // GET carries no body; drain anything sent so the socket stays usable.
     request.resume();
-
-    if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'only GET is served\n');
     if (!ROUTES.has(path)) return reply(404, 'not found; the peer list is at /v1/peers and /v1/peers.txt\n');
+    if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'only GET is served here\n');
 
     const params = new URLSearchParams(query);
     const since = optionalInteger(params.get('since'), 0, Number.MAX_SAFE_INTEGER);
@@ -100,10 +131,53 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       asker = identifyAsker(current.device, unmapIpv4(source!)) ?? asker;
     }
     const changes = since === undefined ? undefined : watch.changesSince(since);
-    const list = buildPeerList(current.device, asker, current.revision, changes && since !== undefined ? { since, ...changes } : undefined);
+    const list = buildPeerList(current.device, asker, current.revision, changes && since !== undefined ? { since, ...changes } : undefined, reports);
     logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, peers: list.peers.length });
     if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
     return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
+  };
+
+  /** The latest report of each peer, by key; lost on restart (clients report again on a full list). */
+  const reports = new Map<WireGuardKey, PeerReport>();
+
+  const receiveReport = async (request: IncomingMessage, source: IpAddress | undefined, reply: (status: number, body: string) => void): Promise<void> => {
+    let text: string;
+    try {
+      text = await readBody(request, PEER_LIST_LIMITS.maxReportBytes);
+    } catch (error) {
+      return reply(413, `${(error as Error).message}\n`);
+    }
+    let device;
+    try {
+      ({ device } = await watch.refresh());
+    } catch (error) {
+      logger.error('interface-read-failed', { error: describeError(error) });
+      return reply(503, 'the fang cannot read its WireGuard interface right now\n');
+    }
+    const asker = source ? identifyAsker(device, unmapIpv4(source)) : undefined;
+    if (!asker) {
+      logger.warn('request-refused', { source: request.socket.remoteAddress, path: REPORT_PATH, reason: "source is in no peer's allowed IPs" });
+      return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
+    }
+    let report: PeerReport;
+    try {
+      report = parsePeerReport(JSON.parse(text));
+    } catch (error) {
+      logger.warn('report-refused', { peer: asker.publicKey, reason: describeError(error) });
+      return reply(400, `${error instanceof Error ? error.message : String(error)}\n`);
+    }
+    const before = reports.get(asker.publicKey);
+    const known = new Set(device.peers.map((peer) => peer.publicKey));
+    // Only observations of this fang's own peers are kept.
+    report = { ...report, seen: report.seen.filter((s) => known.has(s.publicKey) && s.publicKey !== asker.publicKey) };
+    reports.set(asker.publicKey, report);
+    for (const key of reports.keys()) if (!known.has(key)) reports.delete(key);
+    const text2 = JSON.stringify(serializePeerReport(report));
+    if (!before || JSON.stringify(serializePeerReport(before)) !== text2) {
+      logger.debug('report-received', { peer: asker.publicKey, candidates: report.candidates.length, seen: report.seen.length });
+      watch.touch([asker.publicKey, ...report.seen.map((s) => s.publicKey), ...(before?.seen.map((s) => s.publicKey) ?? [])]);
+    }
+    return reply(204, '');
   };
 
   const server: Server = createServer((request, response) => {

@@ -1,7 +1,7 @@
 import { endpointAddressProblem, parseEndpoint, parsePrefix, type Endpoint, type IpPrefix } from '../ip/address';
 import { SnakebiteError } from '../errors';
 import { isWireGuardKey } from '../wireguard/key';
-import { PEER_LIST_LIMITS, PEER_LIST_VERSION, type PeerList, type PeerListEntry, type RejectedEntry } from './peer-list';
+import { PEER_LIST_LIMITS, PEER_LIST_VERSION, type PeerList, type PeerListEntry, type PeerReport, type RejectedEntry } from './peer-list';
 
 export interface ParsedPeerList {
   readonly list: PeerList;
@@ -50,6 +50,8 @@ export function parsePeerList(body: unknown): ParsedPeerList {
   }
   const youEndpoint = parseEndpointField(body.you.endpoint);
   if (typeof youEndpoint === 'string') throw malformed('you.endpoint', youEndpoint);
+  const youSeenBy = body.you.seenBy === undefined ? undefined : parseSeen(body.you.seenBy, 'you.seenBy');
+  if (typeof youSeenBy === 'string') throw malformed(youSeenBy.split(':')[0]!, youSeenBy.slice(youSeenBy.indexOf(':') + 2));
   if (!Array.isArray(body.peers)) throw malformed('peers', `expected an array, got ${show(body.peers)}`);
   if (body.peers.length > PEER_LIST_LIMITS.maxPeers) {
     throw malformed('peers', `${body.peers.length} entries, more than the limit of ${PEER_LIST_LIMITS.maxPeers}`);
@@ -84,7 +86,7 @@ export function parsePeerList(body: unknown): ParsedPeerList {
     list: {
       version: PEER_LIST_VERSION,
       fang: { publicKey: body.fang.publicKey },
-      you: { publicKey: body.you.publicKey, endpoint: youEndpoint },
+      you: { publicKey: body.you.publicKey, endpoint: youEndpoint, ...(youSeenBy ? { seenBy: youSeenBy } : {}) },
       peers,
       ...(revision !== undefined ? { revision } : {}),
       ...(since !== undefined ? { since } : {}),
@@ -126,5 +128,70 @@ function parseEntry(item: unknown, path: string): PeerListEntry | RejectedEntry 
   if (typeof latestHandshake !== 'number' || !Number.isSafeInteger(latestHandshake) || latestHandshake < 0) {
     return reject('latestHandshake', `expected unix seconds (0 for never), got ${show(latestHandshake)}`);
   }
-  return { publicKey, endpoint, allowedIps, latestHandshake };
+  const extras = parseExtras(item);
+  if (typeof extras === 'string') return reject(extras.split(':')[0]!, extras.slice(extras.indexOf(':') + 2));
+  return { publicKey, endpoint, allowedIps, latestHandshake, ...extras };
+}
+
+function parsePort(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535 ? value : undefined;
+}
+
+function parseEndpointList(value: unknown, path: string, max: number): Endpoint[] | string {
+  if (!Array.isArray(value) || value.length > max) return `${path}: expected an array of at most ${max} endpoints, got ${show(value)}`;
+  const endpoints: Endpoint[] = [];
+  for (const [i, text] of value.entries()) {
+    const endpoint = parseEndpointField(text);
+    if (endpoint === null || typeof endpoint === 'string') return `${path}[${i}]: ${endpoint ?? 'expected an endpoint, got null'}`;
+    endpoints.push(endpoint);
+  }
+  return endpoints;
+}
+
+function parseSeen(value: unknown, path: string): { publicKey: string; endpoint: Endpoint }[] | string {
+  if (!Array.isArray(value) || value.length > PEER_LIST_LIMITS.maxPeers) return `${path}: expected an array, got ${show(value)}`;
+  const seen: { publicKey: string; endpoint: Endpoint }[] = [];
+  for (const [i, item] of value.entries()) {
+    if (!isRecord(item) || !isWireGuardKey(item.publicKey)) return `${path}[${i}].publicKey: expected a WireGuard public key`;
+    const endpoint = parseEndpointField(item.endpoint);
+    if (endpoint === null || typeof endpoint === 'string') return `${path}[${i}].endpoint: ${endpoint ?? 'expected an endpoint, got null'}`;
+    seen.push({ publicKey: item.publicKey, endpoint });
+  }
+  return seen;
+}
+
+/** The optional fields a peer's report adds to its entry; a string names what is wrong (`field: reason`). */
+function parseExtras(item: Record<string, unknown>): Pick<PeerListEntry, 'listenPort' | 'candidates' | 'seenBy'> | string {
+  const extras: { listenPort?: number; candidates?: Endpoint[]; seenBy?: { publicKey: string; endpoint: Endpoint }[] } = {};
+  if (item.listenPort !== undefined) {
+    const port = parsePort(item.listenPort);
+    if (port === undefined) return `listenPort: expected a port from 1 to 65535, got ${show(item.listenPort)}`;
+    extras.listenPort = port;
+  }
+  if (item.candidates !== undefined) {
+    const candidates = parseEndpointList(item.candidates, 'candidates', PEER_LIST_LIMITS.maxCandidates);
+    if (typeof candidates === 'string') return candidates;
+    extras.candidates = candidates;
+  }
+  if (item.seenBy !== undefined) {
+    const seenBy = parseSeen(item.seenBy, 'seenBy');
+    if (typeof seenBy === 'string') return seenBy;
+    extras.seenBy = seenBy;
+  }
+  return extras;
+}
+
+/**
+ * Validates a decoded `POST /v1/report` body. Throws SB_REPLY_MALFORMED (the
+ * fang answers 400 with the message) naming the first bad field.
+ */
+export function parsePeerReport(body: unknown): PeerReport {
+  if (!isRecord(body)) throw malformed('(root)', `expected an object, got ${show(body)}`);
+  const listenPort = parsePort(body.listenPort);
+  if (listenPort === undefined) throw malformed('listenPort', `expected a port from 1 to 65535, got ${show(body.listenPort)}`);
+  const candidates = parseEndpointList(body.candidates ?? [], 'candidates', PEER_LIST_LIMITS.maxCandidates);
+  if (typeof candidates === 'string') throw malformed(candidates.split(':')[0]!, candidates.slice(candidates.indexOf(':') + 2));
+  const seen = parseSeen(body.seen ?? [], 'seen');
+  if (typeof seen === 'string') throw malformed(seen.split(':')[0]!, seen.slice(seen.indexOf(':') + 2));
+  return { listenPort, candidates, seen };
 }

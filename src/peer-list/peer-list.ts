@@ -10,7 +10,12 @@ export interface PeerList {
   /** The fang's own interface public key. */
   readonly fang: { readonly publicKey: WireGuardKey };
   /** The asker, as the fang sees it: its key and the endpoint its packets arrive from (null before any). */
-  readonly you: { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint | null };
+  readonly you: {
+    readonly publicKey: WireGuardKey;
+    readonly endpoint: Endpoint | null;
+    /** Where other peers see the asker on their direct paths, as they reported it. */
+    readonly seenBy?: readonly { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint }[];
+  };
   /** Every other peer of the fang; with `since`, only those that changed after that revision. */
   readonly peers: readonly PeerListEntry[];
   /**
@@ -31,6 +36,23 @@ export interface PeerListEntry {
   readonly allowedIps: readonly IpPrefix[];
   /** Unix seconds of the peer's latest handshake with the fang; 0 means never. */
   readonly latestHandshake: number;
+  /** The peer's WireGuard ListenPort, as it reported it; undefined when it has not. */
+  readonly listenPort?: number;
+  /** Where the peer can be reached on its own networks (LAN address and ListenPort), as it reported them. */
+  readonly candidates?: readonly Endpoint[];
+  /** Where other peers see this peer's packets come from on their direct paths, as they reported it. */
+  readonly seenBy?: readonly { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint }[];
+}
+
+/**
+ * What a client tells the fang about itself (`POST /v1/report`): its
+ * ListenPort, its local candidate endpoints, and where it sees the peers it
+ * has a direct session with. The fang hands these out with the peer list.
+ */
+export interface PeerReport {
+  readonly listenPort: number;
+  readonly candidates: readonly Endpoint[];
+  readonly seen: readonly { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint }[];
 }
 
 /** A peer-list entry that failed validation and was dropped, with where and why. */
@@ -46,4 +68,7 @@ export interface RejectedEntry {
 export const PEER_LIST_LIMITS = {
   maxPeers: 4096,
   maxAllowedIpsPerPeer: 256,
+  maxCandidates: 16,
+  /** Largest report body the fang reads, in bytes. */
+  maxReportBytes: 256 * 1024,
 } as const;

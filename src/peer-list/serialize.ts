@@ -1,17 +1,24 @@
 import { formatEndpoint, formatPrefix } from '../ip/address';
-import type { PeerList } from './peer-list';
+import type { PeerList, PeerReport } from './peer-list';
 
 /** The JSON body of `GET /v1/peers`; `parsePeerList(JSON.parse(JSON.stringify(x)))` gives the list back. */
 export function serializePeerList(list: PeerList): unknown {
   return {
     version: list.version,
     fang: { publicKey: list.fang.publicKey },
-    you: { publicKey: list.you.publicKey, endpoint: list.you.endpoint && formatEndpoint(list.you.endpoint) },
+    you: {
+      publicKey: list.you.publicKey,
+      endpoint: list.you.endpoint && formatEndpoint(list.you.endpoint),
+      ...(list.you.seenBy ? { seenBy: list.you.seenBy.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
+    },
     peers: list.peers.map((peer) => ({
       publicKey: peer.publicKey,
       endpoint: peer.endpoint && formatEndpoint(peer.endpoint),
       allowedIps: peer.allowedIps.map(formatPrefix),
       latestHandshake: peer.latestHandshake,
+      ...(peer.listenPort !== undefined ? { listenPort: peer.listenPort } : {}),
+      ...(peer.candidates ? { candidates: peer.candidates.map(formatEndpoint) } : {}),
+      ...(peer.seenBy ? { seenBy: peer.seenBy.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
     })),
     ...(list.revision !== undefined ? { revision: list.revision } : {}),
     ...(list.since !== undefined ? { since: list.since } : {}),
@@ -29,4 +36,13 @@ export function formatPeerListText(list: PeerList): string {
     .filter((peer) => peer.endpoint !== null)
     .map((peer) => `${peer.publicKey} ${formatEndpoint(peer.endpoint!)}\n`)
     .join('');
+}
+
+/** The JSON body of `POST /v1/report`. */
+export function serializePeerReport(report: PeerReport): unknown {
+  return {
+    listenPort: report.listenPort,
+    candidates: report.candidates.map(formatEndpoint),
+    seen: report.seen.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })),
+  };
 }

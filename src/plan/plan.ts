@@ -10,6 +10,7 @@ import {
   type IpPrefix,
 } from '../ip/address';
 import type { PeerList } from '../peer-list/peer-list';
+import { chooseEndpoint } from './candidates';
 import type { DeviceState, PeerChange, PeerState } from '../wireguard/device-state';
 import { shortKey, type WireGuardKey } from '../wireguard/key';
 
@@ -26,9 +27,18 @@ export interface Policy {
    * it) is at most this many seconds old counts as flowing, and keeps its endpoint.
    */
   readonly flowingWithinSeconds: number;
+  /** The networks this machine is on (not the WireGuard interface's), to reach peers behind the same NAT over the LAN. */
+  readonly localNetworks?: readonly IpPrefix[];
+  /** Relay a peer through the fang when punching gets no direct handshake within this many seconds; undefined never relays. */
+  readonly relayAfterSeconds?: number;
 }
 
-export type ChangeKind = 'add-peer' | 'set-endpoint';
+/**
+ * `add-peer`: a new peer; `set-endpoint`: an existing peer re-pointed;
+ * `relay`: its allowed IPs taken off so the fang carries its traffic;
+ * `direct-again`: its allowed IPs given back after a direct handshake.
+ */
+export type ChangeKind = 'add-peer' | 'set-endpoint' | 'relay' | 'direct-again';
 
 /** One change of the plan, with what it was before and why, for the log line. */
 export interface PlannedChange extends PeerChange {
@@ -63,6 +73,19 @@ export interface Plan {
 /** Unix seconds of the last sign of life from each peer (0: none seen), when the caller has watched rx counters. */
 export type Activity = ReadonlyMap<WireGuardKey, number>;
 
+/** What the caller has observed beyond the interface's own state; every field is optional. */
+export interface PlanObservations {
+  readonly activity?: Activity;
+  /** Peers that did not answer a probe through their current endpoint just now: not flowing, whatever their handshake says. */
+  readonly silent?: ReadonlySet<WireGuardKey>;
+  /** The endpoints the fang listed in the previous list, to tell a peer that moved from one whose NAT shows the fang another port. */
+  readonly listedBefore?: ReadonlyMap<WireGuardKey, Endpoint | null>;
+  /** Unix seconds since when we have been punching towards each peer without a handshake. */
+  readonly tryingSince?: ReadonlyMap<WireGuardKey, number>;
+  /** Unix seconds since when each peer's traffic has been relayed through the fang. */
+  readonly relayedSince?: ReadonlyMap<WireGuardKey, number>;
+}
+
 /** Unix seconds of the latest sign of life: a handshake or, when known, received bytes. */
 function lastHeardFrom(peer: PeerState, activity: Activity | undefined): number {
   return Math.max(peer.latestHandshake, activity?.get(peer.publicKey) ?? 0);
@@ -71,19 +94,14 @@ function lastHeardFrom(peer: PeerState, activity: Activity | undefined): number 
 /**
  * Computes the changes that make `current` reach the peers in `list`, without
  * ever touching the fang peer, removing a peer, or re-pointing a peer whose
- * traffic is flowing. Pure: planning again against the result gives no changes.
+ * traffic is flowing. A peer that gets no direct handshake within
+ * `policy.relayAfterSeconds` of punching is relayed: its allowed IPs are taken
+ * off its own entry, so the fang peer's range carries its traffic through the
+ * fang; a direct handshake later brings them back. Pure: planning again
+ * against the result gives no changes.
  */
-export function planPeerChanges(
-  current: DeviceState,
-  list: PeerList,
-  policy: Policy,
-  now: Date,
-  activity?: Activity,
-  /** Peers that did not answer a probe through their current endpoint just now: not flowing, whatever their handshake says. */
-  silent?: ReadonlySet<WireGuardKey>,
-  /** The endpoints the fang listed in the previous list, to tell a peer that moved from one whose NAT shows the fang another port. */
-  listedBefore?: ReadonlyMap<WireGuardKey, Endpoint | null>,
-): Plan {
+export function planPeerChanges(current: DeviceState, list: PeerList, policy: Policy, now: Date, observations: PlanObservations = {}): Plan {
+  const { activity, silent, listedBefore, tryingSince, relayedSince } = observations;
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const changes: PlannedChange[] = [];
   const skipped: SkippedPeer[] = [];
@@ -95,6 +113,16 @@ export function planPeerChanges(
   const claimed: { prefix: IpPrefix; owner: WireGuardKey }[] = current.peers
     .filter((peer) => peer.publicKey !== policy.fangPublicKey)
     .flatMap((peer) => peer.allowedIps.map((prefix) => ({ prefix, owner: peer.publicKey })));
+  const accept = (prefixes: readonly IpPrefix[]) => {
+    const accepted: IpPrefix[] = [];
+    const refused: { prefix: string; reason: string }[] = [];
+    for (const prefix of prefixes) {
+      const reason = whyRefused(prefix, fangRange, policy.serverAddress, claimed);
+      if (reason) refused.push({ prefix: formatPrefix(prefix), reason });
+      else accepted.push(prefix);
+    }
+    return { accepted, refused };
+  };
 
   for (const entry of list.peers) {
     const skip = (reason: string, severity: SkippedPeer['severity'] = 'kept') =>
@@ -108,72 +136,113 @@ export function planPeerChanges(
       skip("claims the fang peer's key; the fang peer is never changed", 'refused');
       continue;
     }
-    if (entry.endpoint === null) {
+    const target = chooseEndpoint(entry, list.you, policy.localNetworks ?? []);
+    const viaLan = target.via === 'lan' ? ' over the LAN (it shares our public address)' : '';
+    if (target.endpoint === null) {
       skip('the fang has no endpoint for it yet (no handshake with the fang)');
       continue;
     }
 
     const local = localPeers.get(entry.publicKey);
     if (local) {
-      if (endpointEquals(local.endpoint, entry.endpoint)) continue;
       // A peer routing anything outside the overlay (a site, a LAN) is the user's own business.
       const outside = local.allowedIps.find((prefix) => !fangRange.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length));
       if (outside) {
         skip(`its allowed IP ${formatPrefix(outside)} lies outside the fang peer's allowed IPs; not managed by Snakebite`);
         continue;
       }
-      const heard = lastHeardFrom(local, activity);
-      const age = Math.max(0, nowSeconds - heard);
-      const unanswered = silent?.has(local.publicKey) ?? false;
-      // The fang used to see the peer where we reach it, and now sees it elsewhere: it moved.
-      const before = listedBefore?.get(local.publicKey);
-      const moved = before !== undefined && before !== null && endpointEquals(before, local.endpoint);
-      if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered && !moved) {
-        skip(`traffic is flowing (last heard ${age}s ago); keeping endpoint ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'}`);
-        if (local.allowedIps[0]) contested.push({ publicKey: local.publicKey, probeAddress: firstHost(local.allowedIps[0]) });
+      if (!endpointEquals(local.endpoint, target.endpoint)) {
+        const heard = lastHeardFrom(local, activity);
+        const age = Math.max(0, nowSeconds - heard);
+        const unanswered = silent?.has(local.publicKey) ?? false;
+        // The fang used to see the peer where we reach it, and now sees it elsewhere: it moved.
+        const before = listedBefore?.get(local.publicKey);
+        const moved = before !== undefined && before !== null && endpointEquals(before, local.endpoint);
+        if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered && !moved) {
+          skip(`traffic is flowing (last heard ${age}s ago); keeping endpoint ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'}`);
+          if (local.allowedIps[0]) contested.push({ publicKey: local.publicKey, probeAddress: firstHost(local.allowedIps[0]) });
+          continue;
+        }
+        changes.push({
+          kind: 'set-endpoint',
+          publicKey: entry.publicKey,
+          endpoint: target.endpoint,
+          ...(local.persistentKeepalive === null ? { persistentKeepalive: policy.keepaliveSeconds } : {}),
+          previousEndpoint: local.endpoint,
+          probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
+          reason: moved
+            ? `the peer moved: the fang saw it leave ${formatEndpoint(before!)}`
+            : unanswered
+              ? `no answer through ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'} (last heard ${age}s ago); the peer moved`
+              : heard === 0
+                ? `no handshake yet${viaLan}`
+                : `no handshake for ${age}s${viaLan}`,
+          refusedAllowedIps: [],
+        });
         continue;
       }
-      changes.push({
-        kind: 'set-endpoint',
-        publicKey: entry.publicKey,
-        endpoint: entry.endpoint,
-        ...(local.persistentKeepalive === null ? { persistentKeepalive: policy.keepaliveSeconds } : {}),
-        previousEndpoint: local.endpoint,
-        probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
-        reason: moved
-          ? `the peer moved: the fang saw it leave ${formatEndpoint(before!)}`
-          : unanswered
-          ? `no answer through ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'} (last heard ${age}s ago); the peer moved`
-          : heard === 0
-            ? 'no handshake yet'
-            : `no handshake for ${age}s`,
-        refusedAllowedIps: [],
-      });
+
+      // The endpoint is right: is the direct path working, or should the fang relay?
+      const relayed = local.allowedIps.length === 0 && entry.allowedIps.length > 0;
+      if (relayed) {
+        const since = relayedSince?.get(local.publicKey) ?? nowSeconds - (policy.relayAfterSeconds ?? 0);
+        // Handshakes have one-second resolution: one in the very second the relay began counts.
+        if (local.latestHandshake >= since && local.latestHandshake > 0) {
+          const { accepted, refused } = accept(entry.allowedIps);
+          if (accepted.length === 0) {
+            skip('relayed through the fang; its allowed IPs cannot be taken back (' + refused.map((r) => `${r.prefix}: ${r.reason}`).join('; ') + ')', 'refused');
+            continue;
+          }
+          for (const prefix of accepted) claimed.push({ prefix, owner: entry.publicKey });
+          changes.push({
+            kind: 'direct-again',
+            publicKey: entry.publicKey,
+            allowedIps: accepted,
+            previousEndpoint: local.endpoint,
+            probeAddress: null,
+            reason: `direct handshake ${Math.max(0, nowSeconds - local.latestHandshake)}s ago through ${formatEndpoint(target.endpoint)}; leaving the relay`,
+            refusedAllowedIps: refused,
+          });
+        } else {
+          skip(`relayed through the fang since ${nowSeconds - since}s; still punching ${formatEndpoint(target.endpoint)}`);
+        }
+        continue;
+      }
+      const trying = tryingSince?.get(local.publicKey);
+      if (policy.relayAfterSeconds !== undefined && trying !== undefined && local.allowedIps.length > 0 && local.latestHandshake < trying && nowSeconds - trying >= policy.relayAfterSeconds) {
+        changes.push({
+          kind: 'relay',
+          publicKey: entry.publicKey,
+          allowedIps: [],
+          previousEndpoint: local.endpoint,
+          probeAddress: null,
+          reason: `no direct handshake within ${nowSeconds - trying}s of punching ${formatEndpoint(target.endpoint)}; relaying through the fang`,
+          refusedAllowedIps: [],
+        });
+      }
       continue;
     }
 
-    const accepted: IpPrefix[] = [];
-    const refused: { prefix: string; reason: string }[] = [];
-    for (const prefix of entry.allowedIps) {
-      const reason = whyRefused(prefix, fangRange, policy.serverAddress, claimed);
-      if (reason) refused.push({ prefix: formatPrefix(prefix), reason });
-      else accepted.push(prefix);
-    }
+    const { accepted, refused } = accept(entry.allowedIps);
     if (accepted.length === 0) {
       const detail = refused.length ? refused.map((r) => `${r.prefix}: ${r.reason}`).join('; ') : 'it lists none';
       skip(`no allowed IP can be accepted (${detail})`, 'refused');
       continue;
     }
     for (const prefix of accepted) claimed.push({ prefix, owner: entry.publicKey });
+    // When relaying is on, a new peer starts relayed: its traffic keeps going through
+    // the fang (which already carries it) until a direct handshake proves the path,
+    // so a NAT that defeats the punch never blackholes it.
+    const relayFirst = policy.relayAfterSeconds !== undefined;
     changes.push({
       kind: 'add-peer',
       publicKey: entry.publicKey,
-      endpoint: entry.endpoint,
-      allowedIps: accepted,
+      endpoint: target.endpoint,
+      allowedIps: relayFirst ? [] : accepted,
       persistentKeepalive: policy.keepaliveSeconds,
       previousEndpoint: null,
-      probeAddress: firstHost(accepted[0]!),
-      reason: 'new peer listed by the fang',
+      probeAddress: relayFirst ? null : firstHost(accepted[0]!),
+      reason: `new peer listed by the fang${viaLan}${relayFirst ? `; relayed through the fang until a direct handshake (allowed IPs ${accepted.map(formatPrefix).join(',')})` : ''}`,
       refusedAllowedIps: refused,
     });
   }

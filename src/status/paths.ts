@@ -1,13 +1,24 @@
 import { formatEndpoint, parsePrefix, prefixContainsIp, type Endpoint } from '../ip/address';
+import type { PeerList } from '../peer-list/peer-list';
 import type { DeviceState, PeerState } from '../wireguard/device-state';
+import { explainNoDirectPath } from './diagnose';
 import type { WireGuardKey } from '../wireguard/key';
 
 /**
  * How this interface reaches a peer now: `direct` over the internet, `lan`
- * over a private address, `fang` for the fang peer itself, `none` without a
- * working session.
+ * over a private address, `relayed` through the fang (its entry routes
+ * nothing, so the fang peer's range carries its traffic), `fang` for the fang
+ * peer itself, `none` without a working session.
  */
-export type PathKind = 'direct' | 'lan' | 'fang' | 'none';
+export type PathKind = 'direct' | 'lan' | 'relayed' | 'fang' | 'none';
+
+/** What else is known beyond the interface: the fang's list and the client daemon's state. */
+export interface PathContext {
+  /** The fang's peer list as this peer sees it, when the fang answered. */
+  readonly list?: PeerList;
+  /** Unix seconds since when the running client has relayed each peer. */
+  readonly relayedSince?: ReadonlyMap<WireGuardKey, number>;
+}
 
 export interface PeerPath {
   readonly publicKey: WireGuardKey;
@@ -50,7 +61,7 @@ export function guessFangPeer(device: DeviceState): WireGuardKey | undefined {
   return best?.key;
 }
 
-export function describePath(peer: PeerState, fangKey: WireGuardKey | undefined, nowSeconds: number): PeerPath {
+export function describePath(peer: PeerState, fangKey: WireGuardKey | undefined, nowSeconds: number, context: PathContext = {}, listenPort = 0): PeerPath {
   const age = peer.latestHandshake === 0 ? null : Math.max(0, nowSeconds - peer.latestHandshake);
   const base = {
     publicKey: peer.publicKey,
@@ -65,16 +76,23 @@ export function describePath(peer: PeerState, fangKey: WireGuardKey | undefined,
     return { ...base, path: 'fang', reason: live ? 'the fang peer; session up' : 'the fang peer; no session: check that the fang is reachable' };
   }
   if (!peer.endpoint) return { ...base, path: 'none', reason: 'no endpoint yet: is snakebite client running, and has this peer contacted the fang?' };
+  const listed = context.list?.peers.find((entry) => entry.publicKey === peer.publicKey);
+  const why = listed && context.list ? `: ${explainNoDirectPath(context.list, listenPort, listed)}` : '';
+  if (peer.allowedIps.length === 0 && fangKey !== undefined) {
+    const since = context.relayedSince?.get(peer.publicKey);
+    const how = since === undefined ? '' : ` for ${Math.max(0, nowSeconds - since)}s`;
+    return { ...base, path: 'relayed', reason: `relayed via the fang${how}, no direct handshake through ${formatEndpoint(peer.endpoint)}${why}` };
+  }
   if (!live) {
     const when = age === null ? 'never had a handshake' : `no handshake for ${age}s`;
-    return { ...base, path: 'none', reason: `${when}; punching through ${formatEndpoint(peer.endpoint)}` };
+    return { ...base, path: 'none', reason: `${when}; punching through ${formatEndpoint(peer.endpoint)}${why}` };
   }
   const kind = isPrivate(peer.endpoint) ? 'lan' : 'direct';
   const keepalive = peer.persistentKeepalive === null ? '; no persistent keepalive: the NAT mapping may close when idle' : '';
   return { ...base, path: kind, reason: `handshake ${age}s ago with ${formatEndpoint(peer.endpoint)}${keepalive}` };
 }
 
-export function describePaths(device: DeviceState, fangKey: WireGuardKey | undefined, now: Date): PeerPath[] {
+export function describePaths(device: DeviceState, fangKey: WireGuardKey | undefined, now: Date, context: PathContext = {}): PeerPath[] {
   const nowSeconds = Math.floor(now.getTime() / 1000);
-  return device.peers.map((peer) => describePath(peer, fangKey, nowSeconds));
+  return device.peers.map((peer) => describePath(peer, fangKey, nowSeconds, context, device.listenPort));
 }

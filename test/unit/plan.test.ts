@@ -344,7 +344,7 @@ describe('planPeerChanges', () => {
   for (const row of rows) {
     test(row.name, () => {
       const before = stringify(row.current);
-      const plan = planPeerChanges(row.current, row.list, POLICY, NOW, row.activity);
+      const plan = planPeerChanges(row.current, row.list, POLICY, NOW, { activity: row.activity });
       assert.deepEqual(describePlan(plan), row.want);
       assert.equal(stringify(row.current), before, 'planning does not mutate the device');
       assert.ok(!plan.changes.some((c) => c.publicKey === FANG), 'the fang peer never appears in changes');
@@ -354,7 +354,7 @@ describe('planPeerChanges', () => {
       for (const skip of plan.skipped) assert.ok(skip.reason.length > 0, 'every skip says why');
 
       const after = applyToDevice(row.current, plan.changes);
-      assert.deepEqual(planPeerChanges(after, row.list, POLICY, NOW, row.activity).changes, [], 'planning again after applying gives nothing');
+      assert.deepEqual(planPeerChanges(after, row.list, POLICY, NOW, { activity: row.activity }).changes, [], 'planning again after applying gives nothing');
     });
   }
 
@@ -385,18 +385,18 @@ describe('planPeerChanges', () => {
 
   test('a contested peer that stayed silent to the probe is re-pointed, saying it moved', () => {
     const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
-    const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, undefined, new Set([OLD]));
+    const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, { silent: new Set([OLD]) });
     assert.deepEqual(describePlan(plan).changes.map((c) => [c.kind, c.publicKey, c.endpoint]), [['set-endpoint', OLD, '203.0.113.3:6000']]);
     assert.match(plan.changes[0]!.reason, /no answer through 198\.51\.100\.3:51820 \(last heard 10s ago\); the peer moved/);
     assert.deepEqual(plan.contested, []);
     const after = applyToDevice(current, plan.changes);
-    assert.deepEqual(planPeerChanges(after, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, undefined, new Set([OLD])).changes, []);
+    assert.deepEqual(planPeerChanges(after, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, { silent: new Set([OLD]) }).changes, []);
   });
 
   test('a flowing peer the fang saw leave our endpoint has moved: re-pointed without a probe', () => {
     const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
     const listedBefore = new Map([[OLD, endpoint('198.51.100.3:51820')]]);
-    const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, undefined, undefined, listedBefore);
+    const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, { listedBefore });
     assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', OLD, '203.0.113.3:6000']]);
     assert.match(plan.changes[0]!.reason, /the peer moved: the fang saw it leave 198\.51\.100\.3:51820/);
     assert.deepEqual(plan.contested, []);
@@ -406,14 +406,14 @@ describe('planPeerChanges', () => {
     const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
     for (const before of [endpoint('203.0.113.3:5999'), null]) {
       const listedBefore = new Map([[OLD, before]]);
-      const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, undefined, undefined, listedBefore);
+      const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, { listedBefore });
       assert.deepEqual(plan.changes, []);
       assert.deepEqual(plan.contested.map((c) => c.publicKey), [OLD]);
     }
   });
 
   test('silent never touches the fang peer or an unlisted peer', () => {
-    const plan = planPeerChanges(baseDevice(), list([listEntry(FANG, '203.0.113.66:666', [])]), POLICY, NOW, undefined, new Set([FANG, OLD]));
+    const plan = planPeerChanges(baseDevice(), list([listEntry(FANG, '203.0.113.66:666', [])]), POLICY, NOW, { silent: new Set([FANG, OLD]) });
     assert.deepEqual(plan.changes, []);
   });
 
@@ -499,7 +499,7 @@ describe('planPeerChanges converges (random devices and lists)', () => {
     for (let i = 0; i < ITERATIONS; i++) {
       const { current, list: peerList, policy, activity, silent } = randomCase(random);
       const context = () => `case ${i}: ${stringify({ current, peerList, policy, silent: silent && [...silent] })}`;
-      const plan = planPeerChanges(current, peerList, policy, NOW, activity, silent);
+      const plan = planPeerChanges(current, peerList, policy, NOW, { activity, silent });
       totalChanges += plan.changes.length;
       const fangBefore = current.peers.find((p) => p.publicKey === policy.fangPublicKey);
       const fangRange = fangBefore?.allowedIps ?? [];
@@ -524,7 +524,7 @@ describe('planPeerChanges converges (random devices and lists)', () => {
       }
       for (const c of plan.contested) assert.ok(!plan.changes.some((change) => change.publicKey === c.publicKey), `contested and changed; ${context()}`);
       assert.ok(!plan.contested.some((c) => c.publicKey === policy.fangPublicKey), `fang contested; ${context()}`);
-      const again = planPeerChanges(after, peerList, policy, NOW, activity, silent);
+      const again = planPeerChanges(after, peerList, policy, NOW, { activity, silent });
       assert.deepEqual(describePlan(again).changes, [], `not converged; ${context()}`);
     }
     assert.ok(totalChanges > ITERATIONS / 2, `the generator should produce changes (got ${totalChanges})`);
@@ -534,7 +534,7 @@ describe('planPeerChanges converges (random devices and lists)', () => {
     const random = seededRandom(7);
     for (let i = 0; i < 50; i++) {
       const { current, list: peerList, policy, activity, silent } = randomCase(random);
-      assert.equal(stringify(planPeerChanges(current, peerList, policy, NOW, activity, silent)), stringify(planPeerChanges(current, peerList, policy, NOW, activity, silent)));
+      assert.equal(stringify(planPeerChanges(current, peerList, policy, NOW, { activity, silent })), stringify(planPeerChanges(current, peerList, policy, NOW, { activity, silent })));
     }
   });
 });

@@ -1,0 +1,93 @@
+import type { Plan, PlanObservations } from '../plan/plan';
+import { repunchDue } from '../plan/relay';
+import type { DeviceState } from '../wireguard/device-state';
+import type { WireGuardKey } from '../wireguard/key';
+
+/** A session older than this carries no traffic (WireGuard's REJECT_AFTER_TIME). */
+const SESSION_SECONDS = 180;
+
+/**
+ * What the daemon remembers about each peer between rounds: when its rx last
+ * grew, since when it has been punched without a handshake, since when it is
+ * relayed, and when the direct path was last retried. Plain data; the planner
+ * makes every decision from it.
+ */
+export class PeerTracker {
+  private readonly rx = new Map<WireGuardKey, { rx: number; heardAt: number }>();
+  private readonly trying = new Map<WireGuardKey, number>();
+  private readonly relayed = new Map<WireGuardKey, { since: number; punches: number; lastPunch: number }>();
+
+  /** Relayed peers that have had a handshake since they were relayed: ready to go direct. */
+  readyForDirect(device: DeviceState): WireGuardKey[] {
+    return device.peers.filter((peer) => {
+      const state = this.relayed.get(peer.publicKey);
+      return state !== undefined && peer.latestHandshake > 0 && peer.latestHandshake >= state.since;
+    }).map((peer) => peer.publicKey);
+  }
+
+  get relayedCount(): number {
+    return this.relayed.size;
+  }
+
+  /** Unix seconds since when each relayed peer has been relayed. */
+  relayedPeers(): Map<WireGuardKey, number> {
+    return new Map([...this.relayed].map(([key, value]) => [key, value.since]));
+  }
+
+  observations(): PlanObservations {
+    return {
+      activity: new Map([...this.rx].map(([key, value]) => [key, value.heardAt])),
+      tryingSince: new Map(this.trying),
+      relayedSince: new Map([...this.relayed].map(([key, value]) => [key, value.since])),
+    };
+  }
+
+  /** Notes what a reconcile saw and did. `fangKey` is never tracked. */
+  record(device: DeviceState, plan: Plan, fangKey: WireGuardKey, nowSeconds: number): void {
+    for (const peer of device.peers) {
+      if (peer.publicKey === fangKey) continue;
+      const before = this.rx.get(peer.publicKey);
+      const grew = before !== undefined && peer.rxBytes > before.rx;
+      this.rx.set(peer.publicKey, { rx: peer.rxBytes, heardAt: grew ? nowSeconds : before?.heardAt ?? 0 });
+      const stuck = peer.endpoint !== null && (peer.latestHandshake === 0 || nowSeconds - peer.latestHandshake > SESSION_SECONDS);
+      const since = this.trying.get(peer.publicKey);
+      if (since !== undefined && peer.latestHandshake >= since) this.trying.delete(peer.publicKey);
+      else if (stuck && since === undefined && peer.allowedIps.length > 0) this.trying.set(peer.publicKey, nowSeconds);
+    }
+    for (const change of plan.changes) {
+      if (change.kind === 'add-peer' && change.allowedIps?.length === 0) {
+        this.relayed.set(change.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });
+      } else if (change.kind === 'add-peer' || change.kind === 'set-endpoint') {
+        this.trying.set(change.publicKey, nowSeconds);
+      }
+      if (change.kind === 'relay') {
+        this.trying.delete(change.publicKey);
+        this.relayed.set(change.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });
+      }
+      if (change.kind === 'direct-again') this.relayed.delete(change.publicKey);
+    }
+    // A peer left relayed by an earlier run (no allowed IPs, an endpoint) is retried too.
+    // `device` is the state before the plan was applied: a peer leaving the relay now is not one.
+    const leaving = new Set(plan.changes.filter((c) => c.kind === 'direct-again').map((c) => c.publicKey));
+    for (const peer of device.peers) {
+      if (peer.publicKey !== fangKey && peer.endpoint && peer.allowedIps.length === 0 && !this.relayed.has(peer.publicKey) && !leaving.has(peer.publicKey)) {
+        this.relayed.set(peer.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });
+      }
+    }
+    const present = new Set(device.peers.map((peer) => peer.publicKey));
+    for (const key of [...this.relayed.keys()]) if (!present.has(key)) this.relayed.delete(key);
+  }
+
+  /** Relayed peers due for another try of the direct path now; marks them as tried. */
+  takeRepunches(nowSeconds: number): WireGuardKey[] {
+    const due: WireGuardKey[] = [];
+    for (const [key, state] of this.relayed) {
+      if (repunchDue(state.punches, state.lastPunch, nowSeconds)) {
+        due.push(key);
+        state.punches++;
+        state.lastPunch = nowSeconds;
+      }
+    }
+    return due;
+  }
+}

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatEndpoint } from '../../src/ip/address';
+import { waitFor } from '../../lab/exec';
+import type { HostName, NatLab } from '../../lab/nat-lab';
+import { labUnavailable, withLab } from './helpers';
+
+const skip = labUnavailable();
+
+async function status(lab: NatLab, name: HostName): Promise<{ peers: { publicKey: string; path: string; reason: string; endpoint: string | null }[]; notes: string[] }> {
+  const host = lab.host(name);
+  const out = await lab.inNs(host.ns, [process.execPath, require.resolve('../../../bin/snakebite'), 'status', '--interface', host.wgInterface, '--json']);
+  return JSON.parse(out.stdout) as { peers: { publicKey: string; path: string; reason: string; endpoint: string | null }[]; notes: string[] };
+}
+
+function carriedByF(before: readonly { publicKey: string; rxBytes: number; txBytes: number }[], after: typeof before, key: string): number {
+  const b = before.find((p) => p.publicKey === key)!;
+  const a = after.find((p) => p.publicKey === key)!;
+  return a.rxBytes - b.rxBytes + (a.txBytes - b.txBytes);
+}
+
+test('symmetric-symmetric: A and B talk through F, status says relayed and why; cone again: direct again', { skip, timeout: 180_000 }, async (t) => {
+  await withLab(t, { natA: 'symmetric', natB: 'symmetric' }, async (lab) => {
+    const [a, b] = [lab.host('a'), lab.host('b')];
+    await lab.startServer();
+    lab.startSnakebite('a', lab.clientArgs('a'));
+    lab.startSnakebite('b', lab.clientArgs('b'));
+
+    const started = Date.now();
+    await waitFor('the relay to carry a ping from A to B', async () => ((await lab.ping('a', b.overlayAddress, 1)).received ? true : undefined), { timeoutMs: 40_000, intervalMs: 200 });
+    t.diagnostic(`relayed path up ${Date.now() - started} ms after the clients started`);
+    const shown = await waitFor('status to say relayed', async () => {
+      const s = await status(lab, 'a');
+      const peer = s.peers.find((p) => p.publicKey === b.keys.publicKey);
+      return peer?.path === 'relayed' ? peer : undefined;
+    }, { timeoutMs: 10_000, intervalMs: 500 });
+    assert.match(shown.reason, /both NATs give each destination its own port/, shown.reason);
+
+    const fBefore = (await lab.dump('f')).peers;
+    const ping = await lab.ping('a', b.overlayAddress, 20, { intervalS: 0.05, size: 1000 });
+    assert.ok(ping.received >= 18, ping.output);
+    const fAfter = (await lab.dump('f')).peers;
+    assert.ok(carriedByF(fBefore, fAfter, a.keys.publicKey) > 20 * 1000, 'F carried the relayed traffic');
+
+    // The NATs turn into cone NATs: the direct path comes back by itself.
+    await lab.setNat('natA', 'cone');
+    await lab.setNat('natB', 'cone');
+    const switched = Date.now();
+    await waitFor('the direct path to return', async () => {
+      const entry = await lab.peerOf('a', 'b');
+      return entry && entry.allowedIps.length > 0 && entry.endpoint && formatEndpoint(entry.endpoint) === b.publicEndpoint ? true : undefined;
+    }, { timeoutMs: 90_000, intervalMs: 250 });
+    t.diagnostic(`direct again ${Date.now() - switched} ms after the NATs became cone`);
+    await waitFor('B to leave the relay too', async () => ((await lab.peerOf('b', 'a'))?.allowedIps.length ? true : undefined), { timeoutMs: 30_000, intervalMs: 250 });
+    const f2 = (await lab.dump('f')).peers;
+    const direct = await lab.ping('a', b.overlayAddress, 20, { intervalS: 0.05, size: 1000 });
+    assert.ok(direct.received >= 18, direct.output);
+    const f3 = (await lab.dump('f')).peers;
+    assert.ok(carriedByF(f2, f3, a.keys.publicKey) < 5000, 'F no longer carries their traffic');
+    const s = await status(lab, 'a');
+    assert.equal(s.peers.find((p) => p.publicKey === b.keys.publicKey)?.path, 'direct');
+  });
+});
+
+test('same-lan: A and C behind one NAT that does not hairpin connect over their LAN addresses', { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, { withHostC: true }, async (lab) => {
+    const [a, c] = [lab.host('a'), lab.host('c')];
+    await lab.startServer();
+    lab.startSnakebite('a', lab.clientArgs('a'));
+    lab.startSnakebite('c', lab.clientArgs('c'));
+    const started = Date.now();
+    const cAtA = await lab.waitForDirect('a', 'c', { timeoutMs: 30_000, endpoint: `${c.lanAddress}:51820` });
+    await lab.waitForDirect('c', 'a', { timeoutMs: 30_000, endpoint: `${a.lanAddress}:51820` });
+    t.diagnostic(`LAN handshake ${Date.now() - started} ms after the clients started`);
+    assert.equal(formatEndpoint(cAtA.endpoint!), '192.168.1.3:51820');
+    const ping = await lab.ping('a', c.overlayAddress, 5);
+    assert.ok(ping.received >= 4, ping.output);
+    const s = await status(lab, 'a');
+    assert.equal(s.peers.find((p) => p.publicKey === c.keys.publicKey)?.path, 'lan');
+    // Both use ListenPort 51820 behind 203.0.113.10: the NAT had to move one of them.
+    assert.ok(s.notes.some((n) => /listen-port clash behind 203\.0\.113\.10/.test(n)), s.notes.join('\n'));
+  });
+});
+
+test('cone-symmetric: A (cone) and B (symmetric) always exchange traffic, directly or through F', { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, { natA: 'cone', natB: 'symmetric' }, async (lab) => {
+    const b = lab.host('b');
+    await lab.startServer();
+    lab.startSnakebite('a', lab.clientArgs('a'));
+    lab.startSnakebite('b', lab.clientArgs('b'));
+    await waitFor('a ping from A to B', async () => ((await lab.ping('a', b.overlayAddress, 1)).received ? true : undefined), { timeoutMs: 40_000, intervalMs: 200 });
+    // Settled: direct, or relayed with B's report in (its ListenPort tells its NAT's behaviour).
+    const shown = await waitFor('status to settle', async () => {
+      const peer = (await status(lab, 'a')).peers.find((p) => p.publicKey === b.keys.publicKey);
+      return peer && (peer.path === 'direct' || (peer.path === 'relayed' && !/not reported/.test(peer.reason))) ? peer : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 500 });
+    t.diagnostic(`cone-symmetric path: ${shown.path}: ${shown.reason}`);
+    if (shown.path === 'relayed') assert.match(shown.reason, /their NAT gives each destination its own port/);
+    const ping = await lab.ping('a', b.overlayAddress, 10, { intervalS: 0.1 });
+    assert.ok(ping.received >= 9, ping.output);
+  });
+});
