@@ -25,7 +25,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseIp } from '../src/ip/address';
+import { parseEndpoint } from '../src/ip/address';
 import type { DeviceState, PeerState } from '../src/wireguard/device-state';
 import { runCommand, WgCommandDriver, type CommandRunner } from '../src/wireguard/wg-command-driver';
 import { exec, spawnTracked, waitFor, type ExecResult, type LabLog, type LabProcess } from './exec';
@@ -46,6 +46,13 @@ export interface NatLabOptions {
   readonly keepaliveToFang?: number;
   /** With `peersKnowEachOther`: a persistent keepalive on those entries too, as the original tool advised. */
   readonly keepaliveBetweenPeers?: number;
+  /**
+   * Adds IPv6 everywhere (2001:db8::/32, the documentation range): no NAT, the
+   * routers forward IPv6 behind a stateful firewall that admits only replies,
+   * as home routers do; the peers reach F at [2001:db8::1]:51820 and each other
+   * at their own global addresses.
+   */
+  readonly ipv6?: boolean;
   /** Prints every command the lab runs. */
   readonly log?: LabLog;
 }
@@ -76,6 +83,7 @@ export interface LabRouter {
 export const WG_PORT = 51820;
 export const OVERLAY_PREFIX = '10.10.10.0/24';
 export const FANG_PUBLIC = '203.0.113.1';
+export const FANG_PUBLIC6 = '2001:db8::1';
 const REPO_ROOT = resolve(__dirname, '..', '..');
 export const SNAKEBITE_BIN = join(REPO_ROOT, 'bin', 'snakebite');
 
@@ -164,6 +172,13 @@ export class NatLab {
     const fNs = await this.addNamespace('f');
     await this.wire(fNs, `sb${id}fu`, `${FANG_PUBLIC}/24`, this.inetNs, `sb${id}fp`, `sb${id}sw`);
     await this.inNs(fNs, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    const v6 = this.options.ipv6 === true;
+    if (v6) {
+      await exec(['ip', '-n', fNs, 'addr', 'add', `${FANG_PUBLIC6}/64`, 'dev', `sb${id}fu`, 'nodad'], this.log);
+      for (const [lan, router] of [['a', 'a'], ['b', 'b']]) {
+        await exec(['ip', '-n', fNs, '-6', 'route', 'add', `2001:db8:${lan}::/64`, 'via', `2001:db8::${router}`], this.log);
+      }
+    }
 
     const sites = [
       { router: 'natA' as const, wanAddress: '203.0.113.10', lan: '192.168.1', hosts: [['a', 2, '10.10.10.2'], ...(this.options.withHostC ? [['c', 3, '10.10.10.4']] : [])] as [HostName, number, string][] },
@@ -185,16 +200,35 @@ export class NatLab {
       const router: LabRouter = { name: site.router, ns, wan, wanAddresses: [site.wanAddress, secondAddress], publicAddress: site.wanAddress, nat: natKinds[site.router] };
       this.routers.set(site.router, router);
       await this.configureNat(router);
+      const six = site.router === 'natA' ? 'a' : 'b';
+      if (v6) {
+        const other = six === 'a' ? 'b' : 'a';
+        await exec(['ip', '-n', ns, 'addr', 'add', `2001:db8::${six}/64`, 'dev', wan, 'nodad'], this.log);
+        await exec(['ip', '-n', ns, 'addr', 'add', `2001:db8:${six}::1/64`, 'dev', lanBridge, 'nodad'], this.log);
+        await exec(['ip', '-n', ns, '-6', 'route', 'add', `2001:db8:${other}::/64`, 'via', `2001:db8::${other}`], this.log);
+        await this.inNs(ns, ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+        // No NAT for IPv6, only a stateful firewall: replies in, nothing unsolicited.
+        const ip6 = (...args: string[]) => this.inNs(ns, ['ip6tables', '-w', '5', ...args]);
+        await ip6('-A', 'FORWARD', '-i', wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
+        await ip6('-A', 'INPUT', '-i', wan, '-m', 'conntrack', '--ctstate', 'NEW', '-p', 'udp', '-j', 'DROP');
+      }
       for (const [name, lastOctet, overlay] of site.hosts) {
         const hostNs = await this.addNamespace(name);
         const lanAddress = `${site.lan}.${lastOctet}`;
         await this.wire(hostNs, `sb${id}${name}u`, `${lanAddress}/24`, ns, `sb${id}${name}p`, lanBridge);
         await exec(['ip', '-n', hostNs, 'route', 'add', 'default', 'via', `${site.lan}.1`], this.log);
-        hostSpecs.push({ name, ns: hostNs, lanAddress, overlay, publicEndpoint: `${site.wanAddress}:${WG_PORT}`, router: site.router });
+        let publicEndpoint = `${site.wanAddress}:${WG_PORT}`;
+        if (v6) {
+          const global = `2001:db8:${six}::${lastOctet}`;
+          await exec(['ip', '-n', hostNs, 'addr', 'add', `${global}/64`, 'dev', `sb${id}${name}u`, 'nodad'], this.log);
+          await exec(['ip', '-n', hostNs, '-6', 'route', 'add', 'default', 'via', `2001:db8:${six}::1`], this.log);
+          publicEndpoint = `[${global}]:${WG_PORT}`;
+        }
+        hostSpecs.push({ name, ns: hostNs, lanAddress, overlay, publicEndpoint, router: site.router });
       }
     }
 
-    const all = [{ name: 'f' as HostName, ns: fNs, lanAddress: FANG_PUBLIC, overlay: '10.10.10.1', publicEndpoint: `${FANG_PUBLIC}:${WG_PORT}` }, ...hostSpecs];
+    const all = [{ name: 'f' as HostName, ns: fNs, lanAddress: FANG_PUBLIC, overlay: '10.10.10.1', publicEndpoint: this.fangEndpoint() }, ...hostSpecs];
     for (const spec of all) {
       this.hosts.set(spec.name, {
         name: spec.name,
@@ -267,6 +301,11 @@ export class NatLab {
     await waitFor(`${socket}`, async () => (existsSync(socket) ? true : undefined), { timeoutMs: 10_000, intervalMs: 20 });
   }
 
+  /** Where the peers reach F's WireGuard: over IPv6 in an `ipv6` lab. */
+  fangEndpoint(): string {
+    return this.options.ipv6 ? `[${FANG_PUBLIC6}]:${WG_PORT}` : `${FANG_PUBLIC}:${WG_PORT}`;
+  }
+
   private async configureWireGuard(): Promise<void> {
     await this.configureHost(this.host('f'));
     for (const host of this.hosts.values()) if (host.name !== 'f') await this.configureHost(host);
@@ -284,7 +323,7 @@ export class NatLab {
       for (const peer of peers) args.push('peer', peer.keys.publicKey, 'allowed-ips', `${peer.overlayAddress}/32`);
     } else {
       const keepalive = String(this.options.keepaliveToFang ?? 25);
-      args.push('peer', f.keys.publicKey, 'endpoint', `${FANG_PUBLIC}:${WG_PORT}`, 'allowed-ips', OVERLAY_PREFIX, 'persistent-keepalive', keepalive);
+      args.push('peer', f.keys.publicKey, 'endpoint', this.fangEndpoint(), 'allowed-ips', OVERLAY_PREFIX, 'persistent-keepalive', keepalive);
       if (this.options.peersKnowEachOther) {
         for (const other of peers) {
           if (other === host) continue;
@@ -396,7 +435,7 @@ export class NatLab {
    * overlay address to it (not through the fang), and returns the entry.
    */
   waitForDirect(of: HostName, peer: HostName, options: { timeoutMs: number; endpoint?: string; after?: number }): Promise<PeerState> {
-    const want = parseIp((options.endpoint ?? this.host(peer).publicEndpoint).split(':')[0]!);
+    const want = parseEndpoint(options.endpoint ?? this.host(peer).publicEndpoint)?.address;
     const after = options.after ?? 0;
     return waitFor(
       `a direct handshake from ${of} to ${peer}`,

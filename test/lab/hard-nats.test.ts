@@ -100,3 +100,27 @@ test('cone-symmetric: A (cone) and B (symmetric) always exchange traffic, direct
     assert.ok(ping.received >= 9, ping.output);
   });
 });
+
+test('ipv6: F over IPv6, peers behind stateful IPv6 firewalls connect directly at [addr]:port', { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, { ipv6: true }, async (lab) => {
+    const [a, b] = [lab.host('a'), lab.host('b')];
+    const fangAtA = await lab.peerOf('a', 'f');
+    assert.equal(formatEndpoint(fangAtA!.endpoint!), '[2001:db8::1]:51820');
+    await lab.startServer();
+    const started = Date.now();
+    lab.startSnakebite('a', lab.clientArgs('a'));
+    lab.startSnakebite('b', lab.clientArgs('b'));
+    const bAtA = await lab.waitForDirect('a', 'b', { timeoutMs: 30_000 });
+    await lab.waitForDirect('b', 'a', { timeoutMs: 30_000 });
+    t.diagnostic(`IPv6 direct path ${Date.now() - started} ms after the clients started`);
+    assert.equal(formatEndpoint(bAtA.endpoint!), '[2001:db8:b::2]:51820');
+    assert.equal(b.publicEndpoint, '[2001:db8:b::2]:51820');
+    const ping = await lab.ping('a', b.overlayAddress, 5);
+    assert.ok(ping.received >= 4, ping.output);
+    const s = await status(lab, 'a');
+    const peer = s.peers.find((p) => p.publicKey === b.keys.publicKey)!;
+    assert.equal(peer.endpoint, '[2001:db8:b::2]:51820');
+    assert.equal(peer.path, 'direct');
+    void a;
+  });
+});
