@@ -9,6 +9,14 @@ import type { HandshakeTrigger } from './punch';
  */
 export async function applyPlan(driver: WireGuardDriver, plan: Plan, triggerHandshakes: HandshakeTrigger): Promise<void> {
   if (plan.changes.length === 0) return;
-  await driver.applyPeerChanges(plan.changes);
+  // Turning keepalive off and on again in the same batch makes WireGuard send a
+  // handshake to the new endpoint at once (see PlannedChange.kickKeepalive).
+  const kicks = plan.changes
+    .filter((change) => change.kickKeepalive !== undefined)
+    .flatMap((change) => [
+      { publicKey: change.publicKey, persistentKeepalive: 0 },
+      { publicKey: change.publicKey, persistentKeepalive: change.kickKeepalive! },
+    ]);
+  await driver.applyPeerChanges([...plan.changes, ...kicks]);
   await triggerHandshakes(plan.changes.flatMap((change) => (change.probeAddress ? [change.probeAddress] : [])));
 }

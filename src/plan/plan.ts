@@ -47,6 +47,13 @@ export interface PlannedChange extends PeerChange {
   readonly previousEndpoint: Endpoint | null;
   /** An overlay address of the peer to send a datagram to so the handshake starts now; null when it has none. */
   readonly probeAddress: IpAddress | null;
+  /**
+   * Set when the peer routes nothing (it is relayed), so no datagram through
+   * the tunnel can reach it, and its keepalive is already on, so setting it
+   * sends nothing: apply turns keepalive off and back on to this value, which
+   * makes WireGuard start a handshake to the new endpoint at once.
+   */
+  readonly kickKeepalive?: number;
   /** Allowed IPs the fang listed for a new peer that were refused, with why. */
   readonly refusedAllowedIps: readonly { readonly prefix: string; readonly reason: string }[];
 }
@@ -138,6 +145,10 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
     }
     const target = chooseEndpoint(entry, list.you, policy.localNetworks ?? []);
     const viaLan = target.via === 'lan' ? ' over the LAN (it shares our public address)' : '';
+    if (target.via === 'wait') {
+      skip('it shares our public address (same NAT); waiting for its LAN candidates');
+      continue;
+    }
     if (target.endpoint === null) {
       skip('the fang has no endpoint for it yet (no handshake with the fang)');
       continue;
@@ -170,6 +181,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
           ...(local.persistentKeepalive === null ? { persistentKeepalive: policy.keepaliveSeconds } : {}),
           previousEndpoint: local.endpoint,
           probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
+          ...(local.allowedIps.length === 0 && local.persistentKeepalive !== null ? { kickKeepalive: local.persistentKeepalive } : {}),
           reason: moved
             ? `the peer moved: the fang saw it leave ${formatEndpoint(before!)}`
             : unanswered
@@ -209,7 +221,8 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
         continue;
       }
       const trying = tryingSince?.get(local.publicKey);
-      if (policy.relayAfterSeconds !== undefined && trying !== undefined && local.allowedIps.length > 0 && local.latestHandshake < trying && nowSeconds - trying >= policy.relayAfterSeconds) {
+      // Only what the fang routes to the peer can be relayed, and only what it lists can be given back.
+      if (policy.relayAfterSeconds !== undefined && trying !== undefined && local.allowedIps.length > 0 && entry.allowedIps.length > 0 && local.latestHandshake < trying && nowSeconds - trying >= policy.relayAfterSeconds) {
         changes.push({
           kind: 'relay',
           publicKey: entry.publicKey,
