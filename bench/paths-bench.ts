@@ -44,6 +44,11 @@ async function runOnce(scenario: Scenario): Promise<{ path: string; firstReplyMs
         settled = { path: 'relayed', at: Date.now() - started };
       }
     }
+    if (!settled) {
+      // Say what the entry looked like, so an unsettled run can be understood.
+      const entry = await lab.peerOf('a', scenario.peer);
+      process.stderr.write(`bench: ${scenario.name}: not settled: ${JSON.stringify(entry ? { endpoint: entry.endpoint && formatEndpoint(entry.endpoint), allowedIps: entry.allowedIps.length, latestHandshake: entry.latestHandshake } : null)}\n${lab.outputs()}\n`);
+    }
     return { path: settled?.path ?? 'none', firstReplyMs, settledMs: settled?.path === 'relayed' ? null : settled?.at ?? null };
   } finally {
     lab.teardown();

@@ -144,7 +144,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         await deps.driver.applyPeerChanges(changes);
         for (const key of due) logger.info('direct-retried', { peer: key, reason: 'relayed: trying the direct path again (keepalive off and on starts a handshake)' });
       }
-      if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint')) watchForHandshakes(list);
+      if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint')) watchForHandshakes();
     }
     return result;
   };
@@ -152,7 +152,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
   // After a punch, watch closely for the handshake, so a relayed peer goes
   // direct within a tenth of a second of it rather than at the next local check.
   let watching = false;
-  const watchForHandshakes = (list: PeerList) => {
+  const watchForHandshakes = () => {
     if (watching || options.signal.aborted) return;
     watching = true;
     void (async () => {
@@ -160,10 +160,9 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         await sleep(100, options.signal);
         const device = await deps.driver.readDevice();
         if (tracker.relayedCount === 0) return;
-        if (tracker.readyForDirect(device).length > 0) {
-          await exclusive(() => reconcileTracked(list));
-          return;
-        }
+        // The newest list: a push may have arrived since the punch.
+        const list = held;
+        if (list && tracker.readyForDirect(device).length > 0) await exclusive(() => reconcileTracked(list));
       }
     })()
       .catch(() => undefined)

@@ -74,7 +74,8 @@ export class PeerTracker {
         this.relayed.set(peer.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });
       }
     }
-    const present = new Set(device.peers.map((peer) => peer.publicKey));
+    // Peers the plan adds are not in `device` yet, but they are there now.
+    const present = new Set([...device.peers.map((peer) => peer.publicKey), ...plan.changes.map((change) => change.publicKey)]);
     for (const key of [...this.relayed.keys()]) if (!present.has(key)) this.relayed.delete(key);
   }
 

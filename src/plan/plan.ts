@@ -120,11 +120,20 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
   const claimed: { prefix: IpPrefix; owner: WireGuardKey }[] = current.peers
     .filter((peer) => peer.publicKey !== policy.fangPublicKey)
     .flatMap((peer) => peer.allowedIps.map((prefix) => ({ prefix, owner: peer.publicKey })));
-  const accept = (prefixes: readonly IpPrefix[]) => {
+  // A relayed peer routes nothing here, yet what the fang lists for it stays its own,
+  // as it was when it was added: no other peer may take it while it is relayed.
+  for (const entry of list.peers) {
+    const local = localPeers.get(entry.publicKey);
+    if (!local || local.publicKey === policy.fangPublicKey || local.allowedIps.length > 0) continue;
+    for (const prefix of entry.allowedIps) {
+      if (!whyRefused(prefix, fangRange, policy.serverAddress, claimed)) claimed.push({ prefix, owner: entry.publicKey });
+    }
+  }
+  const accept = (prefixes: readonly IpPrefix[], owner: WireGuardKey) => {
     const accepted: IpPrefix[] = [];
     const refused: { prefix: string; reason: string }[] = [];
     for (const prefix of prefixes) {
-      const reason = whyRefused(prefix, fangRange, policy.serverAddress, claimed);
+      const reason = whyRefused(prefix, fangRange, policy.serverAddress, claimed.filter((c) => c.owner !== owner));
       if (reason) refused.push({ prefix: formatPrefix(prefix), reason });
       else accepted.push(prefix);
     }
@@ -162,7 +171,19 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
         skip(`its allowed IP ${formatPrefix(outside)} lies outside the fang peer's allowed IPs; not managed by Snakebite`);
         continue;
       }
-      if (!endpointEquals(local.endpoint, target.endpoint)) {
+      const relayed = local.allowedIps.length === 0 && entry.allowedIps.length > 0;
+      const relayStart = relayedSince?.get(local.publicKey) ?? nowSeconds - (policy.relayAfterSeconds ?? 0);
+      // Handshakes have one-second resolution: one in the very second the relay began counts.
+      const directSinceRelay = relayed && local.latestHandshake > 0 && local.latestHandshake >= relayStart;
+      // A handshake is direct UDP: a relayed peer that had one since (and did not move away) answers where
+      // WireGuard has it now, even when the fang sees it at another port (a NAT with a mapping per destination).
+      const answersWhereItIs =
+        policy.relayAfterSeconds !== undefined &&
+        directSinceRelay &&
+        nowSeconds - local.latestHandshake <= policy.flowingWithinSeconds &&
+        !(silent?.has(local.publicKey) ?? false) &&
+        !endpointEquals(listedBefore?.get(local.publicKey) ?? null, local.endpoint);
+      if (!endpointEquals(local.endpoint, target.endpoint) && !answersWhereItIs) {
         const heard = lastHeardFrom(local, activity);
         const age = Math.max(0, nowSeconds - heard);
         const unanswered = silent?.has(local.publicKey) ?? false;
@@ -195,12 +216,9 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       }
 
       // The endpoint is right: is the direct path working, or should the fang relay?
-      const relayed = local.allowedIps.length === 0 && entry.allowedIps.length > 0;
       if (relayed) {
-        const since = relayedSince?.get(local.publicKey) ?? nowSeconds - (policy.relayAfterSeconds ?? 0);
-        // Handshakes have one-second resolution: one in the very second the relay began counts.
-        if (local.latestHandshake >= since && local.latestHandshake > 0) {
-          const { accepted, refused } = accept(entry.allowedIps);
+        if (directSinceRelay) {
+          const { accepted, refused } = accept(entry.allowedIps, entry.publicKey);
           if (accepted.length === 0) {
             skip('relayed through the fang; its allowed IPs cannot be taken back (' + refused.map((r) => `${r.prefix}: ${r.reason}`).join('; ') + ')', 'refused');
             continue;
@@ -212,11 +230,11 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
             allowedIps: accepted,
             previousEndpoint: local.endpoint,
             probeAddress: null,
-            reason: `direct handshake ${Math.max(0, nowSeconds - local.latestHandshake)}s ago through ${formatEndpoint(target.endpoint)}; leaving the relay`,
+            reason: `direct handshake ${Math.max(0, nowSeconds - local.latestHandshake)}s ago through ${formatEndpoint(local.endpoint ?? target.endpoint)}; leaving the relay`,
             refusedAllowedIps: refused,
           });
         } else {
-          skip(`relayed through the fang since ${nowSeconds - since}s; still punching ${formatEndpoint(target.endpoint)}`);
+          skip(`relayed through the fang since ${nowSeconds - relayStart}s; still punching ${formatEndpoint(target.endpoint)}`);
         }
         continue;
       }
@@ -236,7 +254,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       continue;
     }
 
-    const { accepted, refused } = accept(entry.allowedIps);
+    const { accepted, refused } = accept(entry.allowedIps, entry.publicKey);
     if (accepted.length === 0) {
       const detail = refused.length ? refused.map((r) => `${r.prefix}: ${r.reason}`).join('; ') : 'it lists none';
       skip(`no allowed IP can be accepted (${detail})`, 'refused');

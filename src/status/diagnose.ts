@@ -50,7 +50,7 @@ export function explainNoDirectPath(list: PeerList, ourListenPort: number, peer:
   const ours = natBehaviour(list.you.endpoint, ourListenPort, list.you.seenBy);
   const theirs = natBehaviour(peer.endpoint, peer.listenPort, peer.seenBy);
   const describe = (who: string, endpoint: Endpoint | null, finding: NatFinding) =>
-    `${who} NAT${endpoint ? ` (${formatIp(endpoint.address)})` : ''} ${finding.detail}`;
+    `${who} NAT${endpoint ? ` (${formatIp(endpoint.address)})` : ''}: ${finding.detail}`;
   const parts = [describe('our', list.you.endpoint, ours), describe('their', peer.endpoint, theirs)];
   const hardOurs = HARD.has(ours.behaviour);
   const hardTheirs = HARD.has(theirs.behaviour);

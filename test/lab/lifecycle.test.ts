@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { labUnavailable, withLab } from './helpers';
+import { connectAB, labUnavailable, withLab } from './helpers';
 
 const skip = labUnavailable();
 
 test('daemons stop cleanly on SIGTERM and SIGINT, exit 0, and leave the tunnels they set', { skip, timeout: 90_000 }, async (t) => {
   await withLab(t, {}, async (lab) => {
-    const server = await lab.startServer();
-    const clientA = lab.startSnakebite('a', lab.clientArgs('a'));
-    const clientB = lab.startSnakebite('b', lab.clientArgs('b'));
-    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
-    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+    const { server, clientA, clientB } = await connectAB(lab);
 
     for (const [proc, signal] of [[clientA, 'SIGTERM'], [clientB, 'SIGINT'], [server, 'SIGTERM']] as const) {
       const started = Date.now();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatEndpoint } from '../../src/ip/address';
 import { waitFor } from '../../lab/exec';
-import { labUnavailable, withLab } from './helpers';
+import { connectAB, labUnavailable, withLab } from './helpers';
 
 const skip = labUnavailable();
 // A refresh interval far longer than any wait below: whatever arrives sooner was pushed.
@@ -10,11 +10,7 @@ const SLOW_POLL = ['--interval', '60s'];
 
 test('cone-cone roaming: B\'s NAT rebinds to a new address; the change is pushed and the direct path comes back', { skip, timeout: 120_000 }, async (t) => {
   await withLab(t, {}, async (lab) => {
-    await lab.startServer();
-    const clientA = lab.startSnakebite('a', lab.clientArgs('a', SLOW_POLL));
-    lab.startSnakebite('b', lab.clientArgs('b', SLOW_POLL));
-    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
-    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+    const { clientA } = await connectAB(lab, SLOW_POLL);
 
     await lab.rebind('natB');
     const rebound = Date.now();
@@ -36,11 +32,9 @@ test('cone-cone roaming: B\'s NAT rebinds to a new address; the change is pushed
 
 test('fang restart: A and B keep talking directly while the server is down, and clients reconnect by themselves', { skip, timeout: 120_000 }, async (t) => {
   await withLab(t, {}, async (lab) => {
-    let server = await lab.startServer();
-    const clientA = lab.startSnakebite('a', lab.clientArgs('a'));
-    lab.startSnakebite('b', lab.clientArgs('b'));
-    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
-    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+    const started = await connectAB(lab);
+    const clientA = started.clientA;
+    let server = started.server;
 
     // 6 s of pings at 10/s, across the server stopping and coming back.
     const pinging = lab.pingGaps('a', lab.host('b').overlayAddress, 60, 0.1);
@@ -62,11 +56,7 @@ test('fang restart: A and B keep talking directly while the server is down, and 
 
 test('client restart: the tunnels it set keep working, and the new client changes nothing', { skip, timeout: 120_000 }, async (t) => {
   await withLab(t, {}, async (lab) => {
-    await lab.startServer();
-    const first = lab.startSnakebite('a', lab.clientArgs('a'));
-    lab.startSnakebite('b', lab.clientArgs('b'));
-    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
-    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+    const { clientA: first } = await connectAB(lab);
 
     const pinging = lab.pingGaps('b', lab.host('a').overlayAddress, 30, 0.1);
     assert.equal(await lab.stop(first), 0);
@@ -80,11 +70,7 @@ test('client restart: the tunnels it set keep working, and the new client change
 
 test('interface down and up on A (link down/up, then wg-quick down/up): the client resumes and the direct path returns', { skip, timeout: 120_000 }, async (t) => {
   await withLab(t, {}, async (lab) => {
-    await lab.startServer();
-    const clientA = lab.startSnakebite('a', lab.clientArgs('a'));
-    lab.startSnakebite('b', lab.clientArgs('b'));
-    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
-    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+    const { clientA } = await connectAB(lab);
     const pingWorks = () =>
       waitFor('a ping from A to B', async () => ((await lab.ping('a', lab.host('b').overlayAddress, 1)).received ? true : undefined), { timeoutMs: 20_000, intervalMs: 0 });
 

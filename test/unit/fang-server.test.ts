@@ -10,9 +10,12 @@ import { startFangServer, type FangServer } from '../../src/fang/server';
 import { formatEndpoint } from '../../src/ip/address';
 import { silentLogger, type Logger } from '../../src/log/logger';
 import { parsePeerList } from '../../src/peer-list/parse';
+import { PEER_LIST_LIMITS, type PeerList, type PeerReport } from '../../src/peer-list/peer-list';
+import { serializePeerList, serializePeerReport } from '../../src/peer-list/serialize';
 import type { DeviceState, PeerChange } from '../../src/wireguard/device-state';
 import type { WireGuardDriver } from '../../src/wireguard/driver';
-import { canListenOnIpv6Loopback, captureLogger, device, ip, key, stringify, within } from '../support/fakes';
+import type { WireGuardKey } from '../../src/wireguard/key';
+import { canListenOnIpv6Loopback, captureLogger, device, endpoint, ip, key, prefix, stringify, within } from '../support/fakes';
 
 const FANG = key(0xf0);
 const ASKER = key(0x01);
@@ -485,5 +488,199 @@ describe('assertListenAddressOnInterface', () => {
 
   test('a missing interface says so', () => {
     assert.throws(() => assertListenAddressOnInterface('wg9', ip('10.10.10.1'), table), /wg9 has no addresses \(or it does not exist\)/);
+  });
+});
+
+describe('buildPeerList with reports', () => {
+  const state = fangDevice();
+  const [asker, other, silent] = state.peers as [DeviceState['peers'][number], DeviceState['peers'][number], DeviceState['peers'][number]];
+  const reports = new Map<WireGuardKey, PeerReport>([
+    [OTHER, { listenPort: 51820, candidates: [endpoint('192.168.1.3:51820'), endpoint('[fd12::3]:51820')], seen: [{ publicKey: ASKER, endpoint: endpoint('203.0.113.2:40001') }, { publicKey: SILENT, endpoint: endpoint('198.51.100.4:4') }] }],
+    [SILENT, { listenPort: 4000, candidates: [], seen: [{ publicKey: OTHER, endpoint: endpoint('[2001:db8::3]:40000') }] }],
+    [ASKER, { listenPort: 40000, candidates: [endpoint('192.168.1.2:40000')], seen: [{ publicKey: OTHER, endpoint: endpoint('[2001:db8::3]:51820') }] }],
+  ]);
+  const show = (list: PeerList) => ({
+    you: list.you.seenBy?.map((s) => [s.publicKey, formatEndpoint(s.endpoint)]),
+    peers: list.peers.map((p) => ({
+      publicKey: p.publicKey,
+      listenPort: p.listenPort,
+      candidates: p.candidates?.map(formatEndpoint),
+      seenBy: p.seenBy?.map((s) => [s.publicKey, formatEndpoint(s.endpoint)]),
+    })),
+  });
+
+  test("an entry carries its own report's listenPort and candidates, and what other peers saw of it", () => {
+    assert.deepEqual(show(buildPeerList(state, asker, 7, undefined, reports)), {
+      you: [[OTHER, '203.0.113.2:40001']],
+      peers: [
+        { publicKey: OTHER, listenPort: 51820, candidates: ['192.168.1.3:51820', '[fd12::3]:51820'], seenBy: [[SILENT, '[2001:db8::3]:40000'], [ASKER, '[2001:db8::3]:51820']] },
+        { publicKey: SILENT, listenPort: 4000, candidates: [], seenBy: [[OTHER, '198.51.100.4:4']] },
+      ],
+    });
+  });
+
+  test("another asker sees the first asker's report on its entry", () => {
+    const list = buildPeerList(state, other, 7, undefined, reports);
+    assert.deepEqual(show(list).you, [[SILENT, '[2001:db8::3]:40000'], [ASKER, '[2001:db8::3]:51820']]);
+    assert.deepEqual(show(list).peers[0], { publicKey: ASKER, listenPort: 40000, candidates: ['192.168.1.2:40000'], seenBy: [[OTHER, '203.0.113.2:40001']] });
+  });
+
+  test('without reports an entry has none of those fields, and "you" no seenBy', () => {
+    const list = buildPeerList(state, silent, 7, undefined, new Map([[OTHER, { listenPort: 1, candidates: [], seen: [] }]]));
+    assert.equal('seenBy' in list.you, false);
+    assert.deepEqual(Object.keys(list.peers.find((p) => p.publicKey === ASKER)!).sort(), ['allowedIps', 'endpoint', 'latestHandshake', 'publicKey']);
+    assert.deepEqual(Object.keys(list.peers.find((p) => p.publicKey === OTHER)!).sort(), ['allowedIps', 'candidates', 'endpoint', 'latestHandshake', 'listenPort', 'publicKey']);
+  });
+
+  test('a delta carries the reported fields of the changed entries only', () => {
+    const list = buildPeerList(state, asker, 8, { since: 7, changed: new Set([SILENT]), removed: new Set() }, reports);
+    assert.deepEqual(show(list).peers, [{ publicKey: SILENT, listenPort: 4000, candidates: [], seenBy: [[OTHER, '198.51.100.4:4']] }]);
+  });
+
+  test('the list with reports survives serialize -> JSON -> parse', () => {
+    const list = buildPeerList(state, asker, 7, undefined, reports);
+    const { list: parsed, rejected } = parsePeerList(JSON.parse(JSON.stringify(serializePeerList(list))));
+    assert.deepEqual(rejected, []);
+    assert.deepEqual(show(parsed), show(list));
+  });
+});
+
+describe('fang server: POST /v1/report', () => {
+  const REPORT: PeerReport = {
+    listenPort: 40000,
+    candidates: [endpoint('192.168.1.2:40000')],
+    seen: [
+      { publicKey: OTHER, endpoint: endpoint('[2001:db8::3]:40404') },
+      { publicKey: key(0x77), endpoint: endpoint('198.51.100.77:7') }, // not a peer of this fang: dropped
+      { publicKey: ASKER, endpoint: endpoint('203.0.113.2:40000') }, // itself: dropped
+    ],
+  };
+  const post = (port: number, body: string) => get(port, '/v1/report', 'POST', '127.0.0.1', body);
+  const reportBody = (report: PeerReport = REPORT) => JSON.stringify(serializePeerReport(report));
+  const peersOf = async (port: number, path = '/v1/peers') => {
+    const reply = await get(port, path);
+    assert.equal(reply.status, 200, reply.body);
+    return parsePeerList(JSON.parse(reply.body)).list;
+  };
+
+  test('a peer reports: 204, and its observations reach the entries of the peers it saw', async (t) => {
+    const { logger, lines } = captureLogger();
+    const server = await startServer(t, new CountingDriver(fangDevice()), { logger });
+    const reply = await post(server.port, reportBody());
+    assert.equal(reply.status, 204);
+    assert.equal(reply.body, '');
+    const list = await peersOf(server.port);
+    const other = list.peers.find((p) => p.publicKey === OTHER);
+    assert.deepEqual(other?.seenBy?.map((s) => [s.publicKey, formatEndpoint(s.endpoint)]), [[ASKER, '[2001:db8::3]:40404']]);
+    assert.equal(list.peers.find((p) => p.publicKey === SILENT)?.seenBy, undefined);
+    assert.ok(lines.some((l) => l.event === 'report-received' && l.peer === ASKER && l.seen === 1), 'only the observation of a known other peer is kept');
+  });
+
+  test("another peer's list carries the reporter's listenPort and candidates", async (t) => {
+    let owner: 'asker' | 'other' = 'asker';
+    // Loopback is the asker's until the test hands 127.0.0.1 to OTHER, to ask as OTHER.
+    const driver = new CountingDriver(() => {
+      const state = fangDevice(owner === 'asker' ? ['10.10.10.2/32', '127.0.0.1/32'] : ['10.10.10.2/32']);
+      return owner === 'asker' ? state : { ...state, peers: state.peers.map((p) => (p.publicKey === OTHER ? { ...p, allowedIps: [...p.allowedIps, prefix('127.0.0.1/32')] } : p)) };
+    });
+    const server = await startServer(t, driver, { deviceMaxAgeMs: 0 });
+    assert.equal((await post(server.port, reportBody())).status, 204);
+    owner = 'other';
+    const list = await peersOf(server.port);
+    assert.equal(list.you.publicKey, OTHER);
+    const asker = list.peers.find((p) => p.publicKey === ASKER);
+    assert.equal(asker?.listenPort, 40000);
+    assert.deepEqual(asker?.candidates?.map(formatEndpoint), ['192.168.1.2:40000']);
+    assert.deepEqual(list.you.seenBy?.map((s) => [s.publicKey, formatEndpoint(s.endpoint)]), [[ASKER, '[2001:db8::3]:40404']]);
+  });
+
+  test('a source in no peer\'s allowed IPs: 403, and it is logged', async (t) => {
+    const { logger, lines } = captureLogger();
+    const server = await startServer(t, new CountingDriver(fangDevice(['10.10.10.2/32'])), { logger });
+    const reply = await post(server.port, reportBody());
+    assert.equal(reply.status, 403);
+    assert.ok(lines.some((l) => l.event === 'request-refused' && l.path === '/v1/report' && l.level === 'warn'));
+  });
+
+  const malformed: { name: string; body: string; want: RegExp }[] = [
+    { name: 'listenPort out of range', body: JSON.stringify({ listenPort: 0, candidates: [], seen: [] }), want: /listenPort: expected a port from 1 to 65535, got 0/ },
+    { name: 'a bad candidate', body: JSON.stringify({ listenPort: 1, candidates: ['127.0.0.1:1'] }), want: /candidates\[0\]: "127\.0\.0\.1:1" is a loopback address/ },
+    { name: 'a bad observation', body: JSON.stringify({ listenPort: 1, seen: [{ publicKey: 'x', endpoint: '198.51.100.1:1' }] }), want: /seen\[0\]\.publicKey: expected a WireGuard public key/ },
+    { name: 'not JSON', body: '{"listenPort":', want: /JSON/ },
+    { name: 'an empty body', body: '', want: /JSON/ },
+  ];
+  for (const { name, body, want } of malformed) {
+    test(`a malformed report (${name}): 400 naming what is wrong`, async (t) => {
+      const { logger, lines } = captureLogger();
+      const server = await startServer(t, new CountingDriver(fangDevice()), { logger });
+      const revision = (await peersOf(server.port)).revision;
+      const reply = await post(server.port, body);
+      assert.equal(reply.status, 400);
+      assert.match(reply.body, want);
+      assert.ok(lines.some((l) => l.event === 'report-refused' && l.peer === ASKER));
+      assert.equal((await peersOf(server.port)).revision, revision, 'a refused report changes nothing');
+    });
+  }
+
+  test('a report over the size limit: 413, and the server still serves', async (t) => {
+    const server = await startServer(t, new CountingDriver(fangDevice()));
+    const huge = JSON.stringify({ listenPort: 1, padding: 'x'.repeat(PEER_LIST_LIMITS.maxReportBytes) });
+    const reply = await post(server.port, huge);
+    assert.equal(reply.status, 413);
+    assert.match(reply.body, new RegExp(`at most ${PEER_LIST_LIMITS.maxReportBytes} bytes`));
+    assert.equal((await post(server.port, reportBody())).status, 204);
+  });
+
+  test('a report just under the limit is read', async (t) => {
+    const server = await startServer(t, new CountingDriver(fangDevice()));
+    const base = reportBody();
+    const padded = `${base.slice(0, -1)},"padding":"${'x'.repeat(PEER_LIST_LIMITS.maxReportBytes - base.length - 14)}"}`;
+    assert.equal(Buffer.byteLength(padded), PEER_LIST_LIMITS.maxReportBytes);
+    assert.equal((await post(server.port, padded)).status, 204);
+  });
+
+  for (const method of ['GET', 'PUT', 'DELETE']) {
+    test(`${method} /v1/report: 405 with Allow: POST, and no interface read`, async (t) => {
+      const driver = new CountingDriver(fangDevice());
+      const server = await startServer(t, driver);
+      const reply = await get(server.port, '/v1/report', method);
+      assert.equal(reply.status, 405);
+      assert.equal(reply.headers.allow, 'POST');
+      assert.equal(driver.reads, 0);
+    });
+  }
+
+  test('a report bumps the revision only when it says something new', async (t) => {
+    const server = await startServer(t, new CountingDriver(fangDevice()));
+    const r0 = (await peersOf(server.port)).revision!;
+    assert.equal((await post(server.port, reportBody())).status, 204);
+    const r1 = (await peersOf(server.port)).revision!;
+    assert.ok(r1 > r0);
+    assert.deepEqual([...(server.watch.changesSince(r0)?.changed ?? [])].sort(), [ASKER, OTHER].sort(), 'the reporter and the peers it saw');
+    assert.equal((await post(server.port, reportBody())).status, 204);
+    assert.equal((await peersOf(server.port)).revision, r1, 'the same report again is no change');
+    assert.equal((await post(server.port, reportBody({ ...REPORT, seen: [] }))).status, 204);
+    assert.deepEqual([...(server.watch.changesSince(r1)?.changed ?? [])].sort(), [ASKER, OTHER].sort(), 'a peer no longer seen changes too');
+  });
+
+  test('a report wakes a waiting long poll, whose delta carries it', async (t) => {
+    const server = await startFangServer({ driver: new CountingDriver(fangDevice()), listenAddress: ip('127.0.0.1'), port: 0, logger: silentLogger, watchIntervalMs: 20 });
+    t.after(() => server.close());
+    const r0 = (await peersOf(server.port)).revision!;
+    const started = Date.now();
+    const pending = get(server.port, `/v1/peers?since=${r0}&wait=5`);
+    const deadline = Date.now() + 2000;
+    while (server.watch.waiting < 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(server.watch.waiting, 1);
+    assert.equal((await post(server.port, reportBody())).status, 204);
+    const reply = await pending;
+    assert.ok(Date.now() - started < 2000, 'answered long before the wait ran out');
+    const { list: delta } = parsePeerList(JSON.parse(reply.body));
+    assert.equal(delta.since, r0);
+    assert.ok((delta.revision ?? 0) > r0);
+    // Over loopback the long poll comes from the reporter itself, so its delta holds the peer it reported on;
+    // the reporter's own entry is in the delta every other peer gets.
+    assert.deepEqual(delta.peers.map((p) => [p.publicKey, p.seenBy?.map((s) => s.publicKey)]), [[OTHER, [ASKER]]]);
+    assert.ok(server.watch.changesSince(r0)?.changed.has(ASKER));
   });
 });

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { isSnakebiteError } from '../../src/errors';
 import { formatEndpoint, formatPrefix } from '../../src/ip/address';
 import { mergePeerList } from '../../src/peer-list/merge';
-import { parsePeerList } from '../../src/peer-list/parse';
-import { PEER_LIST_LIMITS, type PeerList } from '../../src/peer-list/peer-list';
-import { formatPeerListText, serializePeerList } from '../../src/peer-list/serialize';
+import { parsePeerList, parsePeerReport } from '../../src/peer-list/parse';
+import { PEER_LIST_LIMITS, type PeerList, type PeerReport } from '../../src/peer-list/peer-list';
+import { formatPeerListText, serializePeerList, serializePeerReport } from '../../src/peer-list/serialize';
 import { endpoint, key, prefix } from '../support/fakes';
 
 const FANG = key(0xf0);
@@ -331,4 +331,165 @@ describe('mergePeerList', () => {
     assert.deepEqual(byKey(merged), byKey(after));
     assert.equal(merged.revision, after.revision);
   });
+});
+
+describe('parsePeerList: what peers report (listenPort, candidates, seenBy)', () => {
+  const reported = entry(P3, {
+    listenPort: 51820,
+    candidates: ['192.168.1.5:51820', '[fd12::5]:51820', '[::ffff:192.168.1.6]:51820'],
+    seenBy: [{ publicKey: P2, endpoint: '198.51.100.3:40001' }, { publicKey: P4, endpoint: '[2001:db8::3]:51820' }],
+  });
+
+  test('good values parse', () => {
+    const { list, rejected } = parsePeerList(body({ you: { publicKey: YOU, endpoint: '203.0.113.1:40000', seenBy: [{ publicKey: P2, endpoint: '203.0.113.1:40009' }] }, peers: [entry(P2), reported] }));
+    assert.deepEqual(rejected, []);
+    const p3 = list.peers[1]!;
+    assert.equal(p3.listenPort, 51820);
+    assert.deepEqual(p3.candidates?.map(formatEndpoint), ['192.168.1.5:51820', '[fd12::5]:51820', '[::ffff:192.168.1.6]:51820']);
+    assert.deepEqual(p3.seenBy?.map((s) => [s.publicKey, formatEndpoint(s.endpoint)]), [
+      [P2, '198.51.100.3:40001'],
+      [P4, '[2001:db8::3]:51820'],
+    ]);
+    assert.deepEqual(list.you.seenBy?.map((s) => [s.publicKey, formatEndpoint(s.endpoint)]), [[P2, '203.0.113.1:40009']]);
+    assert.deepEqual(Object.keys(list.peers[0]!).sort(), ['allowedIps', 'endpoint', 'latestHandshake', 'publicKey'], 'absent fields stay absent');
+  });
+
+  const goods: { name: string; fields: Record<string, unknown> }[] = [
+    { name: 'everything', fields: { listenPort: 51820, candidates: ['192.168.1.5:51820'], seenBy: [{ publicKey: P2, endpoint: '198.51.100.3:40001' }] } },
+    { name: 'the lowest port', fields: { listenPort: 1 } },
+    { name: 'the highest port', fields: { listenPort: 65535 } },
+    { name: 'empty candidates and seenBy', fields: { candidates: [], seenBy: [] } },
+    { name: 'the most candidates', fields: { candidates: Array.from({ length: PEER_LIST_LIMITS.maxCandidates }, (_, i) => `192.168.1.${i + 1}:51820`) } },
+  ];
+  for (const { name, fields } of goods) {
+    test(`survives serialize -> JSON -> parse: ${name}`, () => {
+      const { list, rejected } = parsePeerList(body({ revision: 3, you: { publicKey: YOU, endpoint: null, seenBy: [{ publicKey: P3, endpoint: '[2001:db8::1]:1' }] }, peers: [entry(P2, fields)] }));
+      assert.deepEqual(rejected, []);
+      for (const field of Object.keys(fields)) assert.ok(field in list.peers[0]!, field);
+      const again = parsePeerList(JSON.parse(JSON.stringify(serializePeerList(list))));
+      assert.deepEqual(again.rejected, []);
+      assert.deepEqual(again.list, list);
+    });
+  }
+
+  const bads: { name: string; fields: Record<string, unknown>; path: string; reason: RegExp }[] = [
+    { name: 'listenPort 0', fields: { listenPort: 0 }, path: 'peers[1].listenPort', reason: /^expected a port from 1 to 65535, got 0$/ },
+    { name: 'listenPort 65536', fields: { listenPort: 65536 }, path: 'peers[1].listenPort', reason: /got 65536/ },
+    { name: 'listenPort negative', fields: { listenPort: -1 }, path: 'peers[1].listenPort', reason: /got -1/ },
+    { name: 'listenPort fractional', fields: { listenPort: 51820.5 }, path: 'peers[1].listenPort', reason: /got 51820\.5/ },
+    { name: 'listenPort as text', fields: { listenPort: '51820' }, path: 'peers[1].listenPort', reason: /got "51820"/ },
+    { name: 'listenPort null', fields: { listenPort: null }, path: 'peers[1].listenPort', reason: /got null/ },
+    { name: 'candidates not an array', fields: { candidates: '192.168.1.5:51820' }, path: 'peers[1].candidates', reason: /^expected an array of at most 16 endpoints, got "192\.168\.1\.5:51820"$/ },
+    { name: 'too many candidates', fields: { candidates: new Array(PEER_LIST_LIMITS.maxCandidates + 1).fill('192.168.1.5:51820') }, path: 'peers[1].candidates', reason: /at most 16 endpoints/ },
+    { name: 'a candidate malformed', fields: { candidates: ['192.168.1.5:51820', '192.168.1.300:51820'] }, path: 'peers[1].candidates[1]', reason: /^expected ip:port or \[ipv6\]:port, got "192\.168\.1\.300:51820"$/ },
+    { name: 'a candidate null', fields: { candidates: [null] }, path: 'peers[1].candidates[0]', reason: /^expected an endpoint, got null$/ },
+    { name: 'a candidate a number', fields: { candidates: [51820] }, path: 'peers[1].candidates[0]', reason: /expected ip:port or null, got 51820/ },
+    { name: 'a loopback candidate', fields: { candidates: ['127.0.0.1:51820'] }, path: 'peers[1].candidates[0]', reason: /"127\.0\.0\.1:51820" is a loopback address/ },
+    { name: 'a candidate with a zone', fields: { candidates: ['[fe80::1%eth0]:51820'] }, path: 'peers[1].candidates[0]', reason: /scoped to interface "eth0"/ },
+    { name: 'a candidate without a port', fields: { candidates: ['192.168.1.5'] }, path: 'peers[1].candidates[0]', reason: /got "192\.168\.1\.5"/ },
+    { name: 'seenBy not an array', fields: { seenBy: { publicKey: P2 } }, path: 'peers[1].seenBy', reason: /^expected an array, got/ },
+    { name: 'seenBy with a bad key', fields: { seenBy: [{ publicKey: 'nope', endpoint: '198.51.100.3:1' }] }, path: 'peers[1].seenBy[0].publicKey', reason: /expected a WireGuard public key/ },
+    { name: 'seenBy with a string item', fields: { seenBy: [P2] }, path: 'peers[1].seenBy[0].publicKey', reason: /expected a WireGuard public key/ },
+    { name: 'seenBy without an endpoint', fields: { seenBy: [{ publicKey: P2 }] }, path: 'peers[1].seenBy[0].endpoint', reason: /expected ip:port or null, got undefined/ },
+    { name: 'seenBy with a null endpoint', fields: { seenBy: [{ publicKey: P2, endpoint: null }] }, path: 'peers[1].seenBy[0].endpoint', reason: /^expected an endpoint, got null$/ },
+    { name: 'seenBy, second item bad', fields: { seenBy: [{ publicKey: P2, endpoint: '198.51.100.3:1' }, { publicKey: P4, endpoint: '[::1]:1' }] }, path: 'peers[1].seenBy[1].endpoint', reason: /is a loopback address/ },
+  ];
+  for (const { name, fields, path, reason } of bads) {
+    test(`rejects the entry: ${name}`, () => {
+      const { list, rejected } = parsePeerList(body({ peers: [entry(P2), entry(P3, fields), entry(P4, { allowedIps: ['10.10.10.4/32'] })] }));
+      assert.deepEqual(list.peers.map((p) => p.publicKey), [P2, P4], 'the good entries survive');
+      assert.equal(rejected.length, 1);
+      assert.equal(rejected[0]?.path, path);
+      assert.equal(rejected[0]?.publicKey, P3);
+      assert.match(rejected[0]?.reason ?? '', reason);
+    });
+  }
+
+  const badYou: { name: string; seenBy: unknown; path: string; want: RegExp }[] = [
+    { name: 'not an array', seenBy: 'x', path: 'you.seenBy', want: /expected an array, got "x"/ },
+    { name: 'a bad key', seenBy: [{ publicKey: 1, endpoint: '198.51.100.3:1' }], path: 'you.seenBy[0].publicKey', want: /expected a WireGuard public key/ },
+    { name: 'a bad endpoint', seenBy: [{ publicKey: P2, endpoint: '198.51.100.3:1' }, { publicKey: P3, endpoint: '198.51.100.3:0' }], path: 'you.seenBy[1].endpoint', want: /got "198\.51\.100\.3:0"/ },
+  ];
+  for (const { name, seenBy, path, want } of badYou) {
+    test(`you.seenBy ${name}: the whole reply is refused, naming ${path}`, () => {
+      assert.throws(
+        () => parsePeerList(body({ you: { publicKey: YOU, endpoint: null, seenBy } })),
+        (error: unknown) => {
+          assert.ok(isSnakebiteError(error, 'SB_REPLY_MALFORMED'), String(error));
+          assert.ok(error.message.startsWith(`peer list: ${path}: `), error.message);
+          assert.match(error.message, want);
+          return true;
+        },
+      );
+    });
+  }
+});
+
+describe('parsePeerReport / serializePeerReport', () => {
+  test('a full report parses', () => {
+    const report = parsePeerReport({ listenPort: 51820, candidates: ['192.168.1.5:51820', '[fd12::5]:51820'], seen: [{ publicKey: P2, endpoint: '198.51.100.2:40000' }] });
+    assert.equal(report.listenPort, 51820);
+    assert.deepEqual(report.candidates.map(formatEndpoint), ['192.168.1.5:51820', '[fd12::5]:51820']);
+    assert.deepEqual(report.seen.map((s) => [s.publicKey, formatEndpoint(s.endpoint)]), [[P2, '198.51.100.2:40000']]);
+  });
+
+  test('candidates and seen may be left out: none', () => {
+    assert.deepEqual(parsePeerReport({ listenPort: 1 }), { listenPort: 1, candidates: [], seen: [] });
+  });
+
+  test('unknown fields are ignored', () => {
+    assert.deepEqual(Object.keys(parsePeerReport({ listenPort: 51820, nickname: 'laptop' })).sort(), ['candidates', 'listenPort', 'seen']);
+  });
+
+  const reports: PeerReport[] = [
+    { listenPort: 51820, candidates: [], seen: [] },
+    { listenPort: 65535, candidates: [endpoint('192.168.1.5:51820'), endpoint('[fd12::5]:4')], seen: [{ publicKey: P2, endpoint: endpoint('[::ffff:198.51.100.2]:40000') }, { publicKey: P3, endpoint: endpoint('[2001:db8::3]:1') }] },
+  ];
+  for (const [i, report] of reports.entries()) {
+    test(`serialize -> JSON -> parse gives the report back (${i})`, () => {
+      const wire = JSON.parse(JSON.stringify(serializePeerReport(report))) as unknown;
+      assert.deepEqual(parsePeerReport(wire), report);
+    });
+  }
+
+  test('the wire form', () => {
+    assert.deepEqual(serializePeerReport(reports[1]!), {
+      listenPort: 65535,
+      candidates: ['192.168.1.5:51820', '[fd12::5]:4'],
+      seen: [
+        { publicKey: P2, endpoint: '[::ffff:198.51.100.2]:40000' },
+        { publicKey: P3, endpoint: '[2001:db8::3]:1' },
+      ],
+    });
+  });
+
+  const bads: { name: string; input: unknown; path: string; want: RegExp }[] = [
+    { name: 'null', input: null, path: '(root)', want: /expected an object, got null/ },
+    { name: 'an array', input: [], path: '(root)', want: /expected an object/ },
+    { name: 'no listenPort', input: { candidates: [] }, path: 'listenPort', want: /expected a port from 1 to 65535, got undefined/ },
+    { name: 'listenPort 0', input: { listenPort: 0 }, path: 'listenPort', want: /got 0/ },
+    { name: 'listenPort as text', input: { listenPort: '51820' }, path: 'listenPort', want: /got "51820"/ },
+    { name: 'candidates not an array', input: { listenPort: 1, candidates: {} }, path: 'candidates', want: /expected an array of at most 16 endpoints/ },
+    { name: 'too many candidates', input: { listenPort: 1, candidates: new Array(17).fill('192.168.1.5:1') }, path: 'candidates', want: /at most 16/ },
+    { name: 'a bad candidate', input: { listenPort: 1, candidates: ['192.168.1.5:1', 'evil.example:1'] }, path: 'candidates[1]', want: /got "evil\.example:1"/ },
+    { name: 'a null candidate', input: { listenPort: 1, candidates: [null] }, path: 'candidates[0]', want: /expected an endpoint, got null/ },
+    { name: 'a multicast candidate', input: { listenPort: 1, candidates: ['224.0.0.1:1'] }, path: 'candidates[0]', want: /is a multicast address/ },
+    { name: 'seen not an array', input: { listenPort: 1, seen: 'x' }, path: 'seen', want: /expected an array/ },
+    { name: 'seen with a bad key', input: { listenPort: 1, seen: [{ publicKey: 'k', endpoint: '198.51.100.2:1' }] }, path: 'seen[0].publicKey', want: /expected a WireGuard public key/ },
+    { name: 'seen without an endpoint', input: { listenPort: 1, seen: [{ publicKey: P2 }] }, path: 'seen[0].endpoint', want: /got undefined/ },
+    { name: 'seen at an unspecified address', input: { listenPort: 1, seen: [{ publicKey: P2, endpoint: '198.51.100.2:1' }, { publicKey: P3, endpoint: '[::]:1' }] }, path: 'seen[1].endpoint', want: /unspecified address/ },
+  ];
+  for (const { name, input, path, want } of bads) {
+    test(`refused: ${name}, SB_REPLY_MALFORMED naming ${path}`, () => {
+      assert.throws(
+        () => parsePeerReport(input),
+        (error: unknown) => {
+          assert.ok(isSnakebiteError(error, 'SB_REPLY_MALFORMED'), String(error));
+          assert.ok(error.message.includes(`: ${path}: `), error.message);
+          assert.match(error.message, want);
+          return true;
+        },
+      );
+    });
+  }
 });

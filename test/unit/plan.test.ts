@@ -1,10 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isSnakebiteError } from '../../src/errors';
-import { formatEndpoint, formatIp, formatPrefix, prefixContainsIp, prefixCovers } from '../../src/ip/address';
+import { endpointEquals, formatEndpoint, formatIp, formatPrefix, prefixContainsIp, prefixCovers } from '../../src/ip/address';
 import type { PeerList, PeerListEntry } from '../../src/peer-list/peer-list';
+import { chooseEndpoint } from '../../src/plan/candidates';
 import { findFangPeer } from '../../src/plan/fang-peer';
-import { planPeerChanges, type Activity, type Plan, type Policy } from '../../src/plan/plan';
+import { planPeerChanges, type Activity, type Plan, type PlanObservations, type Policy } from '../../src/plan/plan';
 import type { DeviceState } from '../../src/wireguard/device-state';
 import type { WireGuardKey } from '../../src/wireguard/key';
 import { applyToDevice, device, endpoint, ip, key, peer, pick, prefix, randomKey, seededRandom, stringify, type PeerSpec } from '../support/fakes';
@@ -530,6 +531,71 @@ describe('planPeerChanges converges (random devices and lists)', () => {
     assert.ok(totalChanges > ITERATIONS / 2, `the generator should produce changes (got ${totalChanges})`);
   });
 
+  test(`${ITERATIONS} random cases with relaying, LAN candidates and tracker-like observations: apply, plan again, nothing left`, () => {
+    const random = seededRandom(20240602);
+    const extra = seededRandom(31337);
+    const kinds = new Map<string, number>();
+    for (let i = 0; i < ITERATIONS; i++) {
+      const base = randomCase(random);
+      const policy: Policy = { ...base.policy, relayAfterSeconds: pick(extra, [0, 30, 120]), localNetworks: extra() < 0.5 ? [prefix('192.168.1.0/24')] : [] };
+      const peers = base.list.peers.map((entry) => (extra() < 0.5 ? { ...entry, candidates: [endpoint(pick(extra, ['192.168.1.7:51820', '10.99.0.7:51820']))] } : entry));
+      // The generator's endpoints are 198.51.100.0-3: "you" often shares one with a listed peer.
+      const you = { ...base.list.you, endpoint: extra() < 0.6 ? endpoint(`198.51.100.${Math.floor(extra() * 4)}:40000`) : null };
+      const peerList: PeerList = { ...base.list, you, peers };
+      // Half the listed peers already sit where the plan points them, so the relay rules come into play.
+      const current: DeviceState = {
+        ...base.current,
+        peers: base.current.peers.map((local) => {
+          const entry = peers.find((e) => e.publicKey === local.publicKey);
+          const target = entry && local.publicKey !== base.policy.fangPublicKey ? chooseEndpoint(entry, you, policy.localNetworks ?? []).endpoint : null;
+          return target && extra() < 0.5 ? { ...local, endpoint: target } : local;
+        }),
+      };
+      // As PeerTracker keeps them: punching only towards a peer that routes something and is already
+      // pointed where the plan points it (a re-point starts the punching over); every peer that routes
+      // nothing is relayed, and one pointed elsewhere has had no handshake since.
+      const tryingSince = new Map<WireGuardKey, number>();
+      const relayedSince = new Map<WireGuardKey, number>();
+      for (const local of current.peers) {
+        if (local.publicKey === policy.fangPublicKey) continue;
+        const entry = peers.find((e) => e.publicKey === local.publicKey);
+        const target = entry ? chooseEndpoint(entry, you, policy.localNetworks ?? []).endpoint : null;
+        const pointed = target !== null && endpointEquals(local.endpoint, target);
+        if (local.allowedIps.length > 0 && pointed && extra() < 0.8) tryingSince.set(local.publicKey, NOW_SECONDS - pick(extra, [0, 10, 30, 119, 120, 5000]));
+        if (local.allowedIps.length === 0) {
+          // Pointed elsewhere, a handshake since the relay began counts only while it is fresh and answered
+          // (WireGuard roamed the peer); a stale one would have been through an endpoint we re-point away from,
+          // and a re-point starts the relay clock over.
+          const fresh = NOW_SECONDS - local.latestHandshake <= 180 && !(base.silent?.has(local.publicKey) ?? false);
+          relayedSince.set(local.publicKey, pointed || (fresh && extra() < 0.5) ? NOW_SECONDS - pick(extra, [0, 5, 30, 5000]) : local.latestHandshake + 1);
+        }
+      }
+      const observations: PlanObservations = { activity: base.activity, silent: base.silent, tryingSince, relayedSince };
+      const context = () => `case ${i}: ${stringify({ current: current, peerList, policy, observations: { tryingSince: [...tryingSince], relayedSince: [...relayedSince] } })}`;
+
+      const plan = planPeerChanges(current, peerList, policy, NOW, observations);
+      const fangBefore = current.peers.find((p) => p.publicKey === policy.fangPublicKey);
+      const fangRange = fangBefore?.allowedIps ?? [];
+      for (const change of plan.changes) {
+        kinds.set(change.kind, (kinds.get(change.kind) ?? 0) + 1);
+        assert.notEqual(change.publicKey, policy.fangPublicKey, context());
+        for (const a of change.allowedIps ?? []) {
+          assert.ok(!prefixContainsIp(a, policy.serverAddress), `route to the server given away; ${context()}`);
+          assert.ok(fangRange.some((outer) => prefixCovers(outer, a) && outer.length < a.length), `route outside the fang range; ${context()}`);
+        }
+        const local = current.peers.find((p) => p.publicKey === change.publicKey);
+        if (change.kind === 'relay') assert.ok(local && local.allowedIps.length > 0 && change.allowedIps?.length === 0, `relay of a peer routing nothing; ${context()}`);
+        if (change.kind === 'direct-again') assert.ok(local && local.allowedIps.length === 0 && (change.allowedIps?.length ?? 0) > 0, `direct-again of a routed peer; ${context()}`);
+        if (change.kind === 'add-peer') assert.deepEqual(change.allowedIps, [], `relaying is on: new peers start relayed; ${context()}`);
+      }
+      assert.equal(new Set(plan.changes.map((c) => c.publicKey)).size, plan.changes.length, `one change per peer; ${context()}`);
+      const after = applyToDevice(current, plan.changes);
+      assert.equal(stringify(after.peers.find((p) => p.publicKey === policy.fangPublicKey)), stringify(fangBefore), `fang peer changed; ${context()}`);
+      assert.deepEqual(describePlan(planPeerChanges(after, peerList, policy, NOW, observations)).changes, [], `not converged; ${context()}`);
+    }
+    for (const kind of ['add-peer', 'set-endpoint', 'relay', 'direct-again']) assert.ok((kinds.get(kind) ?? 0) > 0, `the generator should produce ${kind} (got ${stringify([...kinds])})`);
+  });
+
   test('planning is deterministic: the same input gives the same plan', () => {
     const random = seededRandom(7);
     for (let i = 0; i < 50; i++) {
@@ -537,6 +603,434 @@ describe('planPeerChanges converges (random devices and lists)', () => {
       assert.equal(stringify(planPeerChanges(current, peerList, policy, NOW, { activity, silent })), stringify(planPeerChanges(current, peerList, policy, NOW, { activity, silent })));
     }
   });
+});
+
+describe('planPeerChanges: relaying through the fang', () => {
+  const RELAY_AFTER = 30;
+  const RELAYING: Policy = { ...POLICY, relayAfterSeconds: RELAY_AFTER };
+  const AT_OLD = '198.51.100.3:51820'; // where baseDevice() already points OLD
+  const since = (entries: [WireGuardKey, number][]) => new Map(entries);
+
+  interface RelayRow {
+    name: string;
+    current: DeviceState;
+    list: PeerList;
+    policy: Policy;
+    observations?: PlanObservations;
+    want: ReturnType<typeof describePlan>;
+    /** Patterns every one of which some reason (of a change, a skip or a refused allowed IP) must match. */
+    reasons?: RegExp[];
+  }
+
+  const relayChange = { kind: 'relay' as const, publicKey: OLD, endpoint: undefined, allowedIps: [], previousEndpoint: AT_OLD, probeAddress: null, refused: [] };
+  const directAgain = (allowedIps: string[], refused: string[] = []) => ({
+    kind: 'direct-again' as const,
+    publicKey: OLD,
+    endpoint: undefined,
+    allowedIps,
+    previousEndpoint: AT_OLD,
+    probeAddress: null,
+    refused,
+  });
+  const relayedOld = (latestHandshake: number) => baseDevice([], { allowedIps: [], latestHandshake });
+  // OLD relayed, and meanwhile another peer took 10.10.10.0/30, which holds OLD's 10.10.10.3.
+  const TAKER = key(0x40);
+  const relayedOldAndTaker = device(SELF, [
+    FANG_PEER,
+    { publicKey: OLD, endpoint: AT_OLD, allowedIps: [], latestHandshake: NOW_SECONDS - 5, persistentKeepalive: 25 },
+    { publicKey: TAKER, endpoint: null, allowedIps: ['10.10.10.0/30'] },
+  ]);
+
+  const rows: RelayRow[] = [
+    // A new peer: relayed first when relaying is on, direct at once without it (the --once path).
+    {
+      name: 'relaying on: a new peer is added without allowed IPs or probe, and its reason names the allowed IPs it will get',
+      current: baseDevice(),
+      list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32', 'fd00::5/128'])]),
+      policy: RELAYING,
+      want: {
+        changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: [], persistentKeepalive: 25, previousEndpoint: null, probeAddress: null, refused: [] }],
+        skipped: [],
+      },
+      reasons: [/^new peer listed by the fang; relayed through the fang until a direct handshake \(allowed IPs 10\.10\.10\.5\/32,fd00::5\/128\)$/],
+    },
+    {
+      name: 'relaying on: a new peer names only the allowed IPs it will get; the refused ones are refused as before',
+      current: baseDevice(),
+      list: list([listEntry(NEW, '198.51.100.5:4000', ['0.0.0.0/0', '10.10.10.5/32'])]),
+      policy: RELAYING,
+      want: {
+        changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: [], persistentKeepalive: 25, previousEndpoint: null, probeAddress: null, refused: ['0.0.0.0/0'] }],
+        skipped: [],
+      },
+      reasons: [/\(allowed IPs 10\.10\.10\.5\/32\)$/, /^outside the fang peer's allowed IPs/],
+    },
+    {
+      name: 'relaying on: a new peer with no acceptable allowed IP is still refused',
+      current: baseDevice(),
+      list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      want: { changes: [], skipped: [{ publicKey: NEW, severity: 'refused' }] },
+      reasons: [/no allowed IP can be accepted \(10\.10\.10\.3\/32: overlaps/],
+    },
+    {
+      name: 'relaying off (--once): a new peer is added with its accepted allowed IPs and a probe address',
+      current: baseDevice(),
+      list: list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32', 'fd00::5/128'])]),
+      policy: POLICY,
+      want: {
+        changes: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: ['10.10.10.5/32', 'fd00::5/128'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: [] }],
+        skipped: [],
+      },
+      reasons: [/^new peer listed by the fang$/],
+    },
+
+    // An existing peer punched without a handshake for relayAfterSeconds: relayed.
+    {
+      name: 'punched for exactly relayAfterSeconds without a handshake: relayed (allowed IPs taken off)',
+      current: baseDevice(),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { tryingSince: since([[OLD, NOW_SECONDS - RELAY_AFTER]]) },
+      want: { changes: [relayChange], skipped: [] },
+      reasons: [/^no direct handshake within 30s of punching 198\.51\.100\.3:51820; relaying through the fang$/],
+    },
+    {
+      name: 'punched for longer, never a handshake: relayed',
+      current: baseDevice([], { latestHandshake: 0 }),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { tryingSince: since([[OLD, NOW_SECONDS - 100]]) },
+      want: { changes: [relayChange], skipped: [] },
+      reasons: [/within 100s of punching/],
+    },
+    {
+      name: 'punched for one second less than relayAfterSeconds: not yet',
+      current: baseDevice(),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { tryingSince: since([[OLD, NOW_SECONDS - RELAY_AFTER + 1]]) },
+      want: { changes: [], skipped: [] },
+    },
+    {
+      name: 'a handshake after punching began: not relayed',
+      current: baseDevice([], { latestHandshake: NOW_SECONDS - 50 }),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { tryingSince: since([[OLD, NOW_SECONDS - 60]]) },
+      want: { changes: [], skipped: [] },
+    },
+    {
+      name: 'a handshake in the very second punching began counts: not relayed',
+      current: baseDevice([], { latestHandshake: NOW_SECONDS - 60 }),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { tryingSince: since([[OLD, NOW_SECONDS - 60]]) },
+      want: { changes: [], skipped: [] },
+    },
+    {
+      name: 'relaying off: never relayed, however long the punching',
+      current: baseDevice([], { latestHandshake: 0 }),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: POLICY,
+      observations: { tryingSince: since([[OLD, NOW_SECONDS - 100_000]]) },
+      want: { changes: [], skipped: [] },
+    },
+    {
+      name: 'not being punched (no tryingSince): not relayed',
+      current: baseDevice([], { latestHandshake: 0 }),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { tryingSince: since([[NEW, NOW_SECONDS - 100]]) },
+      want: { changes: [], skipped: [] },
+    },
+    {
+      name: 'the fang lists no allowed IPs for it: never relayed (the fang could not carry its traffic)',
+      current: baseDevice([], { latestHandshake: 0 }),
+      list: list([listEntry(OLD, AT_OLD, [])]),
+      policy: RELAYING,
+      observations: { tryingSince: since([[OLD, NOW_SECONDS - 100]]) },
+      want: { changes: [], skipped: [] },
+    },
+    // A relayed peer: back to direct after a handshake since the relay began.
+    {
+      name: 'relayed, a handshake since the relay began: direct again with the allowed IPs the fang lists',
+      current: relayedOld(NOW_SECONDS - 5),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32', 'fd00::3/128'])]),
+      policy: RELAYING,
+      observations: { relayedSince: since([[OLD, NOW_SECONDS - 20]]) },
+      want: { changes: [directAgain(['10.10.10.3/32', 'fd00::3/128'])], skipped: [] },
+      reasons: [/^direct handshake 5s ago through 198\.51\.100\.3:51820; leaving the relay$/],
+    },
+    {
+      name: 'relayed, a handshake in the very second the relay began: direct again',
+      current: relayedOld(NOW_SECONDS - 20),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { relayedSince: since([[OLD, NOW_SECONDS - 20]]) },
+      want: { changes: [directAgain(['10.10.10.3/32'])], skipped: [] },
+    },
+    {
+      name: 'relayed, only an older handshake: stays relayed, kept',
+      current: relayedOld(NOW_SECONDS - 100),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { relayedSince: since([[OLD, NOW_SECONDS - 20]]) },
+      want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+      reasons: [/^relayed through the fang since 20s; still punching 198\.51\.100\.3:51820$/],
+    },
+    {
+      name: 'relayed, never a handshake: stays relayed, kept',
+      current: relayedOld(0),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { relayedSince: since([[OLD, NOW_SECONDS - 20]]) },
+      want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+      reasons: [/relayed through the fang/],
+    },
+    {
+      name: 'relayed by an earlier run (no relayedSince): a handshake within relayAfterSeconds brings it back',
+      current: relayedOld(NOW_SECONDS - 10),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      want: { changes: [directAgain(['10.10.10.3/32'])], skipped: [] },
+    },
+    {
+      name: 'relayed by an earlier run (no relayedSince), an older handshake: kept',
+      current: relayedOld(NOW_SECONDS - 100),
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      want: { changes: [], skipped: [{ publicKey: OLD, severity: 'kept' }] },
+      reasons: [/relayed through the fang since 30s/],
+    },
+    {
+      name: 'relayed: an allowed IP another peer took meanwhile is refused, the rest given back',
+      current: relayedOldAndTaker,
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32', '10.10.10.33/32'])]),
+      policy: RELAYING,
+      observations: { relayedSince: since([[OLD, NOW_SECONDS - 20]]) },
+      want: { changes: [directAgain(['10.10.10.33/32'], ['10.10.10.3/32'])], skipped: [] },
+      reasons: [new RegExp(`overlaps 10\\.10\\.10\\.0/30 of peer ${TAKER.slice(0, 8).replace(/[+/]/g, '\\$&')}`)],
+    },
+    {
+      name: 'relayed: every allowed IP now overlaps another peer, so it stays relayed, refused',
+      current: relayedOldAndTaker,
+      list: list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]),
+      policy: RELAYING,
+      observations: { relayedSince: since([[OLD, NOW_SECONDS - 20]]) },
+      want: { changes: [], skipped: [{ publicKey: OLD, severity: 'refused' }] },
+      reasons: [/^relayed through the fang; its allowed IPs cannot be taken back \(10\.10\.10\.3\/32: overlaps 10\.10\.10\.0\/30/],
+    },
+  ];
+
+  for (const row of rows) {
+    test(row.name, () => {
+      const before = stringify(row.current);
+      const plan = planPeerChanges(row.current, row.list, row.policy, NOW, row.observations);
+      assert.deepEqual(describePlan(plan), row.want);
+      assert.equal(stringify(row.current), before, 'planning does not mutate the device');
+      const reasons = [...plan.changes.map((c) => c.reason), ...plan.skipped.map((s) => s.reason), ...plan.changes.flatMap((c) => c.refusedAllowedIps.map((r) => r.reason))];
+      for (const pattern of row.reasons ?? []) assert.ok(reasons.some((r) => pattern.test(r)), `no reason matches ${pattern}: ${JSON.stringify(reasons)}`);
+      for (const change of plan.changes) assert.ok(change.reason.length > 0, 'every change says why');
+
+      const after = applyToDevice(row.current, plan.changes);
+      assert.deepEqual(describePlan(planPeerChanges(after, row.list, row.policy, NOW, row.observations)).changes, [], 'planning again after applying gives nothing');
+    });
+  }
+
+  test('listed at another endpoint: re-pointed, not relayed; relayed only once punching the new one fails', () => {
+    const peerList = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
+    const current = baseDevice([], { latestHandshake: 0 });
+    const plan = planPeerChanges(current, peerList, RELAYING, NOW, { tryingSince: since([[OLD, NOW_SECONDS - 100]]) });
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', '203.0.113.3:6000']]);
+    // The re-point starts the punching over (PeerTracker.record sets tryingSince to now).
+    const after = applyToDevice(current, plan.changes);
+    const restarted = { tryingSince: since([[OLD, NOW_SECONDS]]) };
+    assert.deepEqual(planPeerChanges(after, peerList, RELAYING, NOW, restarted).changes, []);
+    const later = new Date((NOW_SECONDS + RELAY_AFTER) * 1000);
+    assert.deepEqual(planPeerChanges(after, peerList, RELAYING, later, restarted).changes.map((c) => c.kind), ['relay']);
+  });
+
+  test('a relayed peer re-pointed with its keepalive on gets it kicked, so a handshake starts at once', () => {
+    const peerList = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
+    const kicked = planPeerChanges(relayedOld(0), peerList, RELAYING, NOW);
+    assert.deepEqual(kicked.changes.map((c) => [c.kind, c.kickKeepalive, c.probeAddress]), [['set-endpoint', 25, null]]);
+    const noKeepalive = planPeerChanges(baseDevice([], { allowedIps: [], latestHandshake: 0, persistentKeepalive: null }), peerList, RELAYING, NOW);
+    assert.deepEqual(noKeepalive.changes.map((c) => [c.kind, c.kickKeepalive, c.persistentKeepalive]), [['set-endpoint', undefined, 25]]);
+    const routed = planPeerChanges(baseDevice([], { latestHandshake: 0 }), peerList, RELAYING, NOW);
+    assert.deepEqual(routed.changes.map((c) => [c.kind, c.kickKeepalive]), [['set-endpoint', undefined]], 'a peer with allowed IPs is punched through the tunnel instead');
+  });
+
+  describe('a relayed peer WireGuard roamed to another port than the fang lists (a NAT with a mapping per destination)', () => {
+    const ROAMED = '198.51.100.3:40999';
+    const peerList = list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]);
+    const roamed = (latestHandshake: number) => baseDevice([], { endpoint: ROAMED, allowedIps: [], latestHandshake });
+    const relayed20s = { relayedSince: since([[OLD, NOW_SECONDS - 20]]) };
+
+    test('a fresh handshake since the relay began: direct again where it answers, not re-pointed', () => {
+      const plan = planPeerChanges(roamed(NOW_SECONDS - 3), peerList, RELAYING, NOW, relayed20s);
+      assert.deepEqual(describePlan(plan).changes, [{ ...directAgain(['10.10.10.3/32']), previousEndpoint: ROAMED }]);
+      assert.equal(plan.changes[0]?.reason, `direct handshake 3s ago through ${ROAMED}; leaving the relay`);
+      const after = applyToDevice(roamed(NOW_SECONDS - 3), plan.changes);
+      const again = planPeerChanges(after, peerList, RELAYING, NOW, relayed20s);
+      assert.deepEqual(again.changes, [], 'then it is a flowing peer like any other');
+      assert.deepEqual(again.contested.map((c) => c.publicKey), [OLD]);
+    });
+
+    test('a handshake from before the relay: kept as flowing, still relayed', () => {
+      const plan = planPeerChanges(roamed(NOW_SECONDS - 30), peerList, RELAYING, NOW, relayed20s);
+      assert.deepEqual(plan.changes, []);
+      assert.match(plan.skipped[0]?.reason ?? '', /traffic is flowing/);
+    });
+
+    test('silent to a probe, or seen leaving that endpoint: re-pointed to where the fang sees it', () => {
+      for (const observations of [{ ...relayed20s, silent: new Set([OLD]) }, { ...relayed20s, listedBefore: new Map([[OLD, endpoint(ROAMED)]]) }]) {
+        const plan = planPeerChanges(roamed(NOW_SECONDS - 3), peerList, RELAYING, NOW, observations);
+        assert.deepEqual(plan.changes.map((c) => [c.kind, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', AT_OLD]]);
+      }
+    });
+
+    test('relaying off (--once): left as it is', () => {
+      assert.deepEqual(planPeerChanges(roamed(NOW_SECONDS - 3), peerList, POLICY, NOW, relayed20s).changes, []);
+    });
+  });
+
+  test("a relayed peer's listed allowed IPs stay its own: a new peer may not take them meanwhile", () => {
+    const taker = listEntry(NEW, '198.51.100.5:4000', ['10.10.10.2/31', '10.10.10.5/32']);
+    for (const policy of [RELAYING, POLICY]) {
+      const plan = planPeerChanges(relayedOld(0), list([listEntry(OLD, AT_OLD, ['10.10.10.3/32']), taker]), policy, NOW);
+      const added = plan.changes.find((c) => c.publicKey === NEW);
+      assert.deepEqual(added?.refusedAllowedIps.map((r) => r.prefix), ['10.10.10.2/31']);
+      assert.match(added?.refusedAllowedIps[0]?.reason ?? '', new RegExp(`overlaps 10\\.10\\.10\\.3/32 of peer ${OLD.slice(0, 8)}`));
+    }
+  });
+
+  test('two new peers listing overlapping prefixes, relayed first: the first listed keeps them across rounds', () => {
+    const peerList = list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.4/30']), listEntry(NEW2, '198.51.100.6:4000', ['10.10.10.6/32'])]);
+    const first = planPeerChanges(baseDevice(), peerList, RELAYING, NOW);
+    assert.deepEqual(first.changes.map((c) => c.publicKey), [NEW]);
+    assert.deepEqual(first.skipped.map((s) => [s.publicKey, s.severity]), [[NEW2, 'refused']]);
+    const after = applyToDevice(baseDevice(), first.changes);
+    const second = planPeerChanges(after, peerList, RELAYING, NOW);
+    assert.deepEqual(second.changes, [], 'the refused peer is not added once the first routes nothing locally');
+    assert.deepEqual(second.skipped.map((s) => [s.publicKey, s.severity]), [[NEW, 'kept'], [NEW2, 'refused']]);
+    // And when the first goes direct, it gets them back.
+    const handshook: DeviceState = { ...after, peers: after.peers.map((p) => (p.publicKey === NEW ? { ...p, latestHandshake: NOW_SECONDS } : p)) };
+    const direct = planPeerChanges(handshook, peerList, RELAYING, NOW, { relayedSince: since([[NEW, NOW_SECONDS - 5]]) });
+    assert.deepEqual(direct.changes.map((c) => [c.kind, c.publicKey, c.allowedIps?.map(formatPrefix)]), [['direct-again', NEW, ['10.10.10.4/30']]]);
+  });
+
+  test('a relayed peer keeps its endpoint and keepalive: relay and direct-again change allowed IPs only', () => {
+    const relay = planPeerChanges(baseDevice(), list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]), RELAYING, NOW, { tryingSince: since([[OLD, NOW_SECONDS - 60]]) });
+    const back = planPeerChanges(relayedOld(NOW_SECONDS - 1), list([listEntry(OLD, AT_OLD, ['10.10.10.3/32'])]), RELAYING, NOW, { relayedSince: since([[OLD, NOW_SECONDS - 20]]) });
+    for (const change of [...relay.changes, ...back.changes]) {
+      assert.equal(change.endpoint, undefined, change.kind);
+      assert.equal(change.persistentKeepalive, undefined, change.kind);
+      assert.equal(change.remove, undefined, change.kind);
+    }
+    assert.deepEqual([...relay.changes, ...back.changes].map((c) => c.kind), ['relay', 'direct-again']);
+  });
+
+  test('a whole life: added relayed, still relayed, direct after a handshake, relayed again when punching fails, each step converging', () => {
+    const peerList = list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32'])]);
+    const kinds = (plan: Plan) => plan.changes.map((c) => c.kind);
+    const at = (seconds: number) => new Date(seconds * 1000);
+    const withHandshake = (state: DeviceState, seconds: number): DeviceState => ({
+      ...state,
+      peers: state.peers.map((p) => (p.publicKey === NEW ? { ...p, latestHandshake: seconds } : p)),
+    });
+    const step = (state: DeviceState, when: number, observations: PlanObservations, want: string[]) => {
+      const plan = planPeerChanges(state, peerList, RELAYING, at(when), observations);
+      assert.deepEqual(kinds(plan), want, `at +${when - NOW_SECONDS}s`);
+      const after = applyToDevice(state, plan.changes);
+      assert.deepEqual(planPeerChanges(after, peerList, RELAYING, at(when), observations).changes, [], `converged at +${when - NOW_SECONDS}s`);
+      return after;
+    };
+
+    let state = step(baseDevice(), NOW_SECONDS, {}, ['add-peer']);
+    assert.deepEqual(state.peers.find((p) => p.publicKey === NEW)?.allowedIps, []);
+    const relayedSince = since([[NEW, NOW_SECONDS]]);
+    state = step(state, NOW_SECONDS + 10, { relayedSince }, []);
+    state = step(withHandshake(state, NOW_SECONDS + 12), NOW_SECONDS + 12, { relayedSince }, ['direct-again']);
+    assert.deepEqual(state.peers.find((p) => p.publicKey === NEW)?.allowedIps.map(formatPrefix), ['10.10.10.5/32']);
+    // Much later the session is gone and punching starts over, without success.
+    const tryingSince = since([[NEW, NOW_SECONDS + 1000]]);
+    state = step(state, NOW_SECONDS + 1000 + RELAY_AFTER - 1, { tryingSince }, []);
+    state = step(state, NOW_SECONDS + 1000 + RELAY_AFTER, { tryingSince }, ['relay']);
+    assert.deepEqual(state.peers.find((p) => p.publicKey === NEW)?.allowedIps, []);
+    assert.deepEqual(state.peers.find((p) => p.publicKey === FANG), peer(FANG_PEER), 'the fang peer is never touched');
+  });
+});
+
+describe('planPeerChanges: peers behind the same NAT, over the LAN', () => {
+  const LAN: Policy = { ...POLICY, localNetworks: [prefix('192.168.1.0/24')] };
+  // list() says the fang sees us at 203.0.113.1:40000; this peer is behind the same address.
+  const neighbour = (candidates: string[], endpointText = '203.0.113.1:40001'): PeerListEntry => ({
+    ...listEntry(NEW, endpointText, ['10.10.10.5/32']),
+    candidates: candidates.map(endpoint),
+  });
+
+  const rows: { name: string; current: DeviceState; entry: PeerListEntry; policy: Policy; want: ReturnType<typeof describePlan>['changes']; reason: RegExp }[] = [
+    {
+      name: 'a new peer behind our public address is added at its LAN candidate',
+      current: baseDevice(),
+      entry: neighbour(['10.99.0.5:51820', '192.168.1.5:51820']),
+      policy: LAN,
+      want: [{ kind: 'add-peer', publicKey: NEW, endpoint: '192.168.1.5:51820', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: [] }],
+      reason: /^new peer listed by the fang over the LAN \(it shares our public address\)$/,
+    },
+    {
+      name: 'relaying on: added at its LAN candidate, relayed first, both said',
+      current: baseDevice(),
+      entry: neighbour(['192.168.1.5:51820']),
+      policy: { ...LAN, relayAfterSeconds: 30 },
+      want: [{ kind: 'add-peer', publicKey: NEW, endpoint: '192.168.1.5:51820', allowedIps: [], persistentKeepalive: 25, previousEndpoint: null, probeAddress: null, refused: [] }],
+      reason: /^new peer listed by the fang over the LAN \(it shares our public address\); relayed through the fang until a direct handshake \(allowed IPs 10\.10\.10\.5\/32\)$/,
+    },
+    {
+      name: 'an existing peer pointed at the shared public address is re-pointed to the LAN',
+      current: baseDevice([{ publicKey: NEW, endpoint: '203.0.113.1:40001', allowedIps: ['10.10.10.5/32'], latestHandshake: NOW_SECONDS - 1000, persistentKeepalive: 25 }]),
+      entry: neighbour(['192.168.1.5:51820']),
+      policy: LAN,
+      want: [{ kind: 'set-endpoint', publicKey: NEW, endpoint: '192.168.1.5:51820', previousEndpoint: '203.0.113.1:40001', probeAddress: '10.10.10.5', refused: [] }],
+      reason: /^no handshake for 1000s over the LAN \(it shares our public address\)$/,
+    },
+    {
+      name: 'no local networks in the policy: the public endpoint',
+      current: baseDevice(),
+      entry: neighbour(['192.168.1.5:51820']),
+      policy: POLICY,
+      want: [{ kind: 'add-peer', publicKey: NEW, endpoint: '203.0.113.1:40001', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: [] }],
+      reason: /^new peer listed by the fang$/,
+    },
+    {
+      name: 'another public address: the public endpoint, though a candidate is on our LAN',
+      current: baseDevice(),
+      entry: neighbour(['192.168.1.5:51820'], '198.51.100.5:4000'),
+      policy: LAN,
+      want: [{ kind: 'add-peer', publicKey: NEW, endpoint: '198.51.100.5:4000', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.5', refused: [] }],
+      reason: /^new peer listed by the fang$/,
+    },
+  ];
+  test('a peer behind our public address that has not reported candidates yet: kept, waiting for them', () => {
+    const waiting: PeerListEntry = listEntry(NEW, '203.0.113.1:40001', ['10.10.10.5/32']);
+    for (const current of [baseDevice(), baseDevice([{ publicKey: NEW, endpoint: '203.0.113.1:40001', allowedIps: ['10.10.10.5/32'], latestHandshake: 0 }])]) {
+      const plan = planPeerChanges(current, list([waiting]), LAN, NOW);
+      assert.deepEqual(plan.changes, []);
+      assert.deepEqual(plan.skipped.map((s) => [s.publicKey, s.severity, s.reason]), [[NEW, 'kept', 'it shares our public address (same NAT); waiting for its LAN candidates']]);
+    }
+  });
+
+  for (const row of rows) {
+    test(row.name, () => {
+      const peerList = list([row.entry]);
+      const plan = planPeerChanges(row.current, peerList, row.policy, NOW);
+      assert.deepEqual(describePlan(plan).changes, row.want);
+      assert.match(plan.changes[0]?.reason ?? '', row.reason);
+      const after = applyToDevice(row.current, plan.changes);
+      assert.deepEqual(planPeerChanges(after, peerList, row.policy, NOW).changes, [], 'planning again after applying gives nothing');
+    });
+  }
 });
 
 describe('findFangPeer', () => {

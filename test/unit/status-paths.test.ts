@@ -1,8 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describePath, describePaths, guessFangPeer, SESSION_LIFETIME_SECONDS, type PathKind } from '../../src/status/paths';
+import type { PeerList } from '../../src/peer-list/peer-list';
+import { explainNoDirectPath } from '../../src/status/diagnose';
+import { describePath, describePaths, guessFangPeer, SESSION_LIFETIME_SECONDS, type PathContext, type PathKind } from '../../src/status/paths';
 import { parseDump } from '../../src/wireguard/dump-parser';
-import { device, key, peer, readFixture, type PeerSpec } from '../support/fakes';
+import { device, endpoint, key, peer, prefix, readFixture, type PeerSpec } from '../support/fakes';
 
 const NOW = 1_700_000_000;
 const FANG = key(0xf0);
@@ -118,6 +120,137 @@ describe('describePath', () => {
     const path = describePath(peer({ publicKey: P }), undefined, NOW);
     assert.equal(path.handshakeAgeSeconds, null);
     assert.equal(path.endpoint, null);
+  });
+});
+
+describe('describePath: relayed through the fang', () => {
+  const EP = '198.51.100.7:41641';
+  const relayed: PeerSpec = { publicKey: P, endpoint: EP, allowedIps: [], latestHandshake: 0, persistentKeepalive: 25 };
+  // The fang sees us keep our ListenPort and sees P at another port than its own: their NAT rewrites it.
+  const list: PeerList = {
+    version: 1,
+    fang: { publicKey: FANG },
+    you: { publicKey: key(0x01), endpoint: endpoint('203.0.113.1:51820') },
+    peers: [{ publicKey: P, endpoint: endpoint(EP), allowedIps: [prefix('10.10.10.7/32')], latestHandshake: NOW - 3, listenPort: 51820 }],
+  };
+  const diagnosis = explainNoDirectPath(list, 51820, list.peers[0]!);
+
+  const rows: { name: string; peer: PeerSpec; fang: string | undefined; context?: PathContext; want: PathKind; reason: string }[] = [
+    {
+      name: 'an endpoint and no allowed IPs, with a fang key known: relayed',
+      peer: relayed,
+      fang: FANG,
+      want: 'relayed',
+      reason: `relayed via the fang, no direct handshake through ${EP}`,
+    },
+    {
+      name: 'relayed, a handshake notwithstanding: still relayed until its allowed IPs are back',
+      peer: { ...relayed, latestHandshake: NOW - 5 },
+      fang: FANG,
+      want: 'relayed',
+      reason: `relayed via the fang, no direct handshake through ${EP}`,
+    },
+    {
+      name: 'relayedSince gives how long',
+      peer: relayed,
+      fang: FANG,
+      context: { relayedSince: new Map([[P, NOW - 40]]) },
+      want: 'relayed',
+      reason: `relayed via the fang for 40s, no direct handshake through ${EP}`,
+    },
+    {
+      name: 'relayedSince in the future counts as now',
+      peer: relayed,
+      fang: FANG,
+      context: { relayedSince: new Map([[P, NOW + 5]]) },
+      want: 'relayed',
+      reason: `relayed via the fang for 0s, no direct handshake through ${EP}`,
+    },
+    {
+      name: "relayedSince of other peers only: no time given",
+      peer: relayed,
+      fang: FANG,
+      context: { relayedSince: new Map([[key(0x09), NOW - 40]]) },
+      want: 'relayed',
+      reason: `relayed via the fang, no direct handshake through ${EP}`,
+    },
+    {
+      name: 'with the list, the NAT diagnosis is appended',
+      peer: relayed,
+      fang: FANG,
+      context: { list, relayedSince: new Map([[P, NOW - 40]]) },
+      want: 'relayed',
+      reason: `relayed via the fang for 40s, no direct handshake through ${EP}: ${diagnosis}`,
+    },
+    {
+      name: 'a list that does not name the peer adds nothing',
+      peer: relayed,
+      fang: FANG,
+      context: { list: { ...list, peers: [] } },
+      want: 'relayed',
+      reason: `relayed via the fang, no direct handshake through ${EP}`,
+    },
+    {
+      name: 'no fang key known: not relayed, a path like any other',
+      peer: { ...relayed, latestHandshake: NOW - 5 },
+      fang: undefined,
+      want: 'direct',
+      reason: `handshake 5s ago with ${EP}`,
+    },
+    {
+      name: 'no endpoint: none, not relayed',
+      peer: { ...relayed, endpoint: null },
+      fang: FANG,
+      want: 'none',
+      reason: 'no endpoint yet: is snakebite client running, and has this peer contacted the fang?',
+    },
+    {
+      name: 'the fang peer itself is the fang, whatever its allowed IPs',
+      peer: { publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: [], latestHandshake: NOW - 5 },
+      fang: FANG,
+      want: 'fang',
+      reason: 'the fang peer; session up',
+    },
+    {
+      name: 'a routed peer without a session gets the diagnosis too',
+      peer: { publicKey: P, endpoint: EP, allowedIps: ['10.10.10.7/32'], latestHandshake: 0 },
+      fang: FANG,
+      context: { list },
+      want: 'none',
+      reason: `never had a handshake; punching through ${EP}: ${diagnosis}`,
+    },
+    {
+      name: 'a live routed peer gets no diagnosis',
+      peer: { publicKey: P, endpoint: EP, allowedIps: ['10.10.10.7/32'], latestHandshake: NOW - 5, persistentKeepalive: 25 },
+      fang: FANG,
+      context: { list },
+      want: 'direct',
+      reason: `handshake 5s ago with ${EP}`,
+    },
+  ];
+  for (const row of rows) {
+    test(row.name, () => {
+      const path = describePath(peer(row.peer), row.fang, NOW, row.context, 51820);
+      assert.equal(path.path, row.want);
+      assert.equal(path.reason, row.reason);
+    });
+  }
+
+  test('the diagnosis names the NATs by address and says whose NAT defeats the punch', () => {
+    const withPeer = (extra: Partial<PeerList['peers'][number]>): PeerList => ({ ...list, peers: [{ ...list.peers[0]!, ...extra }] });
+    const rows = [
+      { name: 'their NAT rewrites the port', list, want: /: their NAT gives each destination its own port, so we punch a port it never opens for us; our NAT \(203\.0\.113\.1\) it keeps ListenPort 51820 \(203\.0\.113\.1:51820\); their NAT \(198\.51\.100\.7\) it maps ListenPort 51820 to 198\.51\.100\.7:41641 towards the fang$/ },
+      { name: 'both keep their ports', list: withPeer({ listenPort: 41641 }), want: /: neither NAT looks symmetric; .*our NAT \(203\.0\.113\.1\) it keeps ListenPort 51820.*their NAT \(198\.51\.100\.7\) it keeps ListenPort 41641/ },
+      { name: 'another peer sees them at another port', list: withPeer({ listenPort: 41641, seenBy: [{ publicKey: key(0x09), endpoint: endpoint('198.51.100.7:40000') }] }), want: /: their NAT gives each destination its own port.*their NAT \(198\.51\.100\.7\) the fang sees port 41641, peer CQkJCQkJ sees port 40000/ },
+    ];
+    for (const row of rows) assert.match(describePath(peer(relayed), FANG, NOW, { list: row.list }, 51820).reason, row.want, row.name);
+  });
+
+  test("describePaths compares with the interface's own ListenPort", () => {
+    const state = { ...device(key(0x01), [{ publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: ['10.10.10.0/24'], latestHandshake: NOW - 5 }, relayed]), listenPort: 4242 };
+    const [, path] = describePaths(state, FANG, new Date(NOW * 1000), { list });
+    assert.equal(path?.path, 'relayed');
+    assert.match(path?.reason ?? '', /our NAT \(203\.0\.113\.1\) it maps ListenPort 4242 to 203\.0\.113\.1:51820 towards the fang/);
   });
 });
 
