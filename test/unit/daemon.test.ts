@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ActivityTracker, retryDelayMs, runClientDaemon, sleep, type DaemonOptions } from '../../src/client/daemon';
+import { ActivityTracker, repunchChanges, retryDelayMs, runClientDaemon, sleep, type DaemonOptions } from '../../src/client/daemon';
 import type { PeerListRequest, SyncDeps } from '../../src/client/sync';
-import { formatIp } from '../../src/ip/address';
+import { formatIp, formatPrefix } from '../../src/ip/address';
 import { SnakebiteError } from '../../src/errors';
 import type { DeviceState, PeerChange } from '../../src/wireguard/device-state';
 import type { WireGuardDriver } from '../../src/wireguard/driver';
@@ -83,6 +83,48 @@ describe('ActivityTracker', () => {
     tracker.observe(at(1), 1);
     tracker.snapshot().set(A, 999);
     assert.equal(tracker.snapshot().get(A), 0);
+  });
+});
+
+describe('repunchChanges', () => {
+  const A = key(1);
+  const B = key(2);
+  const C = key(3);
+  const state = device(key(9), [
+    { publicKey: A, endpoint: '198.51.100.1:51820', allowedIps: [], persistentKeepalive: 25 },
+    { publicKey: B, endpoint: '[2001:db8::2]:51820', allowedIps: [], persistentKeepalive: null },
+    { publicKey: C, endpoint: null, allowedIps: [], persistentKeepalive: 25 },
+  ]);
+  const rows: { name: string; keys: string[]; want: PeerChange[] }[] = [
+    { name: 'keepalive off, then back to its own keepalive', keys: [A], want: [{ publicKey: A, persistentKeepalive: 0 }, { publicKey: A, persistentKeepalive: 25 }] },
+    { name: 'a peer without keepalive gets the default', keys: [B], want: [{ publicKey: B, persistentKeepalive: 0 }, { publicKey: B, persistentKeepalive: 21 }] },
+    { name: 'a peer without an endpoint cannot be punched: nothing', keys: [C], want: [] },
+    { name: 'a key the interface does not have: nothing', keys: [key(7)], want: [] },
+    { name: 'no keys: nothing', keys: [], want: [] },
+    {
+      name: 'two changes per due peer, in the order given',
+      keys: [B, C, A],
+      want: [
+        { publicKey: B, persistentKeepalive: 0 },
+        { publicKey: B, persistentKeepalive: 21 },
+        { publicKey: A, persistentKeepalive: 0 },
+        { publicKey: A, persistentKeepalive: 25 },
+      ],
+    },
+  ];
+  for (const { name, keys, want } of rows) {
+    test(name, () => assert.deepEqual(repunchChanges(state, keys, 21), want));
+  }
+
+  test('applied, the keepalive ends where it was (or at the default) and nothing else changes', async () => {
+    const driver = new FakeDriver(state);
+    await driver.applyPeerChanges(repunchChanges(state, [A, B, C], 21));
+    assert.deepEqual(driver.batches.length, 1, 'one batch');
+    assert.deepEqual(driver.state.peers.map((p) => [p.publicKey, p.persistentKeepalive, p.allowedIps.length, p.endpoint !== null]), [
+      [A, 25, 0, true],
+      [B, 21, 0, true],
+      [C, 25, 0, false],
+    ]);
   });
 });
 
@@ -411,6 +453,30 @@ describe('runClientDaemon', () => {
       assert.ok(added(), 'added again by the local check');
       assert.equal(fetches, 2, 'the fang was not asked again');
       assert.equal(lines.filter((l) => l.event === 'peer-added').length, 2);
+    } finally {
+      controller.abort();
+      await within(1000, running);
+    }
+  });
+
+  test('relaying on: a new peer is added relayed, and goes direct within a moment of its first handshake', async () => {
+    const controller = new AbortController();
+    const driver = new FakeDriver(device(SELF, [{ publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: ['10.10.10.0/24'], latestHandshake: NOW_SECONDS - 5 }]));
+    let fetches = 0;
+    const { deps: d, lines } = deps(driver, (request) => (++fetches === 1 ? Promise.resolve(peerList({ revision: 3 })) : hanging(request)));
+    // No local checks: only the close watch after the punch can notice the handshake.
+    const running = runClientDaemon(d, options(controller.signal, { waitSeconds: 25, localCheckMs: 0, relayAfterSeconds: 8 }));
+    try {
+      const peerState = () => driver.state.peers.find((p) => p.publicKey === PEER);
+      const deadline = Date.now() + 2000;
+      while (!peerState() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.deepEqual(peerState()?.allowedIps, [], 'added relayed first');
+      // The punch works: WireGuard completes a handshake with the peer.
+      driver.state = { ...driver.state, peers: driver.state.peers.map((p) => (p.publicKey === PEER ? { ...p, latestHandshake: NOW_SECONDS } : p)) };
+      while ((peerState()?.allowedIps.length ?? 0) === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(peerState()?.allowedIps.map(formatPrefix), ['10.10.10.3/32'], 'direct again');
+      assert.deepEqual(lines.filter((l) => l.event === 'relay-ended').map((l) => l.peer), [PEER]);
+      assert.equal(fetches, 2, 'without asking the fang again');
     } finally {
       controller.abort();
       await within(1000, running);

@@ -192,7 +192,7 @@ describe('PeerTracker.takeRepunches', () => {
   test('each relayed peer on its own schedule; taking marks them, so asking twice gives nothing', () => {
     const tracker = new PeerTracker();
     tracker.record(before(relayedPeer(A)), plan(), FANG, T);
-    tracker.record(before(relayedPeer(A), relayedPeer(B, { allowedIps: [] })), plan(), FANG, T + 3);
+    tracker.record(before(relayedPeer(A), relayedPeer(B)), plan(), FANG, T + 3);
     assert.deepEqual(tracker.takeRepunches(T + 4), []);
     assert.deepEqual(tracker.takeRepunches(T + 5), [A]);
     assert.deepEqual(tracker.takeRepunches(T + 5), []);

@@ -123,21 +123,21 @@ describe('explainNoDirectPath', () => {
       list: peerList(oursRewrites, [theirsSymmetric]),
       peer: theirsSymmetric,
       verdict: 'both NATs give each destination its own port: a punch cannot pass two of them',
-      names: [/our NAT \(203\.0\.113\.1\) it maps ListenPort 51820 to 203\.0\.113\.1:62099 towards the fang/, /their NAT \(198\.51\.100\.5\) the fang sees port 40000/],
+      names: [/our NAT \(203\.0\.113\.1\): it maps ListenPort 51820 to 203\.0\.113\.1:62099 towards the fang/, /their NAT \(198\.51\.100\.5\): the fang sees port 40000/],
     },
     {
       name: 'only theirs hard',
       list: peerList(oursKeeps, [theirsSymmetric]),
       peer: theirsSymmetric,
       verdict: 'their NAT gives each destination its own port, so we punch a port it never opens for us',
-      names: [/our NAT \(203\.0\.113\.1\) it keeps ListenPort 51820/, /their NAT \(198\.51\.100\.5\)/],
+      names: [/our NAT \(203\.0\.113\.1\): it keeps ListenPort 51820/, /their NAT \(198\.51\.100\.5\)/],
     },
     {
       name: 'only ours hard (seen by another peer at another port)',
       list: peerList(oursKeeps, [theirsKeeps], [{ publicKey: Q, endpoint: `${OUR_PUBLIC}:51999` }]),
       peer: theirsKeeps,
       verdict: 'our NAT gives each destination its own port, so they punch a port it never opens for them',
-      names: [new RegExp(`our NAT \\(203\\.0\\.113\\.1\\) the fang sees port 51820, peer ${short(Q).replace(/[+/]/g, '\\$&')} sees port 51999`), /their NAT \(198\.51\.100\.5\) it keeps ListenPort 51820/],
+      names: [new RegExp(`our NAT \\(203\\.0\\.113\\.1\\): the fang sees port 51820, peer ${short(Q).replace(/[+/]/g, '\\$&')} sees port 51999`), /their NAT \(198\.51\.100\.5\): it keeps ListenPort 51820/],
     },
     {
       name: 'neither hard',
@@ -151,7 +151,7 @@ describe('explainNoDirectPath', () => {
       list: peerList(null, [peerEntry(P, null)]),
       peer: peerEntry(P, null),
       verdict: 'neither NAT looks symmetric; a firewall may drop the punch (check UDP on the ListenPorts)',
-      names: [/; our NAT the fang has no endpoint for it; their NAT the fang has no endpoint for it$/],
+      names: [/; our NAT: the fang has no endpoint for it; their NAT: the fang has no endpoint for it$/],
     },
   ];
   for (const row of rows) {

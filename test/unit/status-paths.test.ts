@@ -239,9 +239,9 @@ describe('describePath: relayed through the fang', () => {
   test('the diagnosis names the NATs by address and says whose NAT defeats the punch', () => {
     const withPeer = (extra: Partial<PeerList['peers'][number]>): PeerList => ({ ...list, peers: [{ ...list.peers[0]!, ...extra }] });
     const rows = [
-      { name: 'their NAT rewrites the port', list, want: /: their NAT gives each destination its own port, so we punch a port it never opens for us; our NAT \(203\.0\.113\.1\) it keeps ListenPort 51820 \(203\.0\.113\.1:51820\); their NAT \(198\.51\.100\.7\) it maps ListenPort 51820 to 198\.51\.100\.7:41641 towards the fang$/ },
-      { name: 'both keep their ports', list: withPeer({ listenPort: 41641 }), want: /: neither NAT looks symmetric; .*our NAT \(203\.0\.113\.1\) it keeps ListenPort 51820.*their NAT \(198\.51\.100\.7\) it keeps ListenPort 41641/ },
-      { name: 'another peer sees them at another port', list: withPeer({ listenPort: 41641, seenBy: [{ publicKey: key(0x09), endpoint: endpoint('198.51.100.7:40000') }] }), want: /: their NAT gives each destination its own port.*their NAT \(198\.51\.100\.7\) the fang sees port 41641, peer CQkJCQkJ sees port 40000/ },
+      { name: 'their NAT rewrites the port', list, want: /: their NAT gives each destination its own port, so we punch a port it never opens for us; our NAT \(203\.0\.113\.1\): it keeps ListenPort 51820 \(203\.0\.113\.1:51820\); their NAT \(198\.51\.100\.7\): it maps ListenPort 51820 to 198\.51\.100\.7:41641 towards the fang$/ },
+      { name: 'both keep their ports', list: withPeer({ listenPort: 41641 }), want: /: neither NAT looks symmetric; .*our NAT \(203\.0\.113\.1\): it keeps ListenPort 51820.*their NAT \(198\.51\.100\.7\): it keeps ListenPort 41641/ },
+      { name: 'another peer sees them at another port', list: withPeer({ listenPort: 41641, seenBy: [{ publicKey: key(0x09), endpoint: endpoint('198.51.100.7:40000') }] }), want: /: their NAT gives each destination its own port.*their NAT \(198\.51\.100\.7\): the fang sees port 41641, peer CQkJCQkJ sees port 40000/ },
     ];
     for (const row of rows) assert.match(describePath(peer(relayed), FANG, NOW, { list: row.list }, 51820).reason, row.want, row.name);
   });
@@ -250,7 +250,7 @@ describe('describePath: relayed through the fang', () => {
     const state = { ...device(key(0x01), [{ publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: ['10.10.10.0/24'], latestHandshake: NOW - 5 }, relayed]), listenPort: 4242 };
     const [, path] = describePaths(state, FANG, new Date(NOW * 1000), { list });
     assert.equal(path?.path, 'relayed');
-    assert.match(path?.reason ?? '', /our NAT \(203\.0\.113\.1\) it maps ListenPort 4242 to 203\.0\.113\.1:51820 towards the fang/);
+    assert.match(path?.reason ?? '', /our NAT \(203\.0\.113\.1\): it maps ListenPort 4242 to 203\.0\.113\.1:51820 towards the fang/);
   });
 });
 
