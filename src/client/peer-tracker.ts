@@ -49,7 +49,9 @@ export class PeerTracker {
       const before = this.rx.get(peer.publicKey);
       const grew = before !== undefined && peer.rxBytes > before.rx;
       this.rx.set(peer.publicKey, { rx: peer.rxBytes, heardAt: grew ? nowSeconds : before?.heardAt ?? 0 });
-      const stuck = peer.endpoint !== null && (peer.latestHandshake === 0 || nowSeconds - peer.latestHandshake > SESSION_SECONDS);
+      // Only a peer with a keepalive is stuck without a handshake: one without may just be idle.
+      const stuck =
+        peer.endpoint !== null && peer.persistentKeepalive !== null && (peer.latestHandshake === 0 || nowSeconds - peer.latestHandshake > SESSION_SECONDS);
       const since = this.trying.get(peer.publicKey);
       if (since !== undefined && peer.latestHandshake >= since) this.trying.delete(peer.publicKey);
       else if (stuck && since === undefined && peer.allowedIps.length > 0) this.trying.set(peer.publicKey, nowSeconds);

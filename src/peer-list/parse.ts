@@ -186,6 +186,8 @@ function parseExtras(item: Record<string, unknown>): Pick<PeerListEntry, 'listen
  * fang answers 400 with the message) naming the first bad field.
  */
 export function parsePeerReport(body: unknown): PeerReport {
+  const malformed = (path: string, what: string) =>
+    new SnakebiteError('SB_REPLY_MALFORMED', `report: ${path}: ${what}`, 'the client sent a report this fang cannot use; check that both run the same Snakebite version');
   if (!isRecord(body)) throw malformed('(root)', `expected an object, got ${show(body)}`);
   const listenPort = parsePort(body.listenPort);
   if (listenPort === undefined) throw malformed('listenPort', `expected a port from 1 to 65535, got ${show(body.listenPort)}`);

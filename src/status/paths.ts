@@ -81,7 +81,10 @@ export function describePath(peer: PeerState, fangKey: WireGuardKey | undefined,
   if (peer.allowedIps.length === 0 && fangKey !== undefined) {
     const since = context.relayedSince?.get(peer.publicKey);
     const how = since === undefined ? '' : ` for ${Math.max(0, nowSeconds - since)}s`;
-    return { ...base, path: 'relayed', reason: `relayed via the fang${how}, no direct handshake through ${formatEndpoint(peer.endpoint)}${why}` };
+    const state = live && since !== undefined && peer.latestHandshake >= since
+      ? `direct handshake ${age}s ago through ${formatEndpoint(peer.endpoint)}: leaving the relay`
+      : `no direct handshake through ${formatEndpoint(peer.endpoint)}${why}`;
+    return { ...base, path: 'relayed', reason: `relayed via the fang${how}, ${state}` };
   }
   if (!live) {
     const when = age === null ? 'never had a handshake' : `no handshake for ${age}s`;
