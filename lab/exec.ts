@@ -16,7 +16,8 @@ export function exec(argv: readonly string[], log?: LabLog): Promise<ExecResult>
   log?.(`+ ${argv.join(' ')}`);
   return new Promise((resolve, reject) => {
     execFile(file!, args, { env: { ...process.env, LC_ALL: 'C' }, timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`lab command failed: ${argv.join(' ')}: ${stderr.trim() || error.message}`));
+      // What it printed travels with the error: ping exits 1 when some replies were lost.
+      if (error) reject(Object.assign(new Error(`lab command failed: ${argv.join(' ')}: ${stderr.trim() || error.message}`), { stdout, stderr }));
       else resolve({ stdout, stderr });
     });
   });

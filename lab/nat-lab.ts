@@ -451,12 +451,10 @@ export class NatLab {
   /** Pings an overlay address from a host; returns how many of `count` replies came back. */
   async ping(from: HostName, to: string, count: number, options: { intervalS?: number; size?: number } = {}): Promise<{ sent: number; received: number; output: string }> {
     const argv = ['ping', '-n', '-q', '-c', String(count), '-i', String(options.intervalS ?? 0.2), '-W', '1', '-s', String(options.size ?? 56), to];
-    let output: string;
-    try {
-      output = (await this.inNs(this.host(from).ns, argv)).stdout;
-    } catch (error) {
-      output = String(error);
-    }
+    const output = await this.inNs(this.host(from).ns, argv).then(
+      (r) => r.stdout,
+      (error: Error & { stdout?: string }) => `${error.stdout ?? ''}\n${String(error)}`,
+    );
     const match = /(\d+) packets transmitted, (\d+) received/.exec(output);
     return { sent: Number(match?.[1] ?? count), received: Number(match?.[2] ?? 0), output };
   }
@@ -467,7 +465,10 @@ export class NatLab {
    */
   async pingGaps(from: HostName, to: string, count: number, intervalS: number): Promise<{ received: number; longestGapS: number; output: string }> {
     const argv = ['ping', '-n', '-c', String(count), '-i', String(intervalS), '-W', '1', to];
-    const output = await this.inNs(this.host(from).ns, argv).then((r) => r.stdout, (error: unknown) => String(error));
+    const output = await this.inNs(this.host(from).ns, argv).then(
+      (r) => r.stdout,
+      (error: Error & { stdout?: string }) => `${error.stdout ?? ''}\n${String(error)}`,
+    );
     const seqs = [...output.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1]));
     let longest = 0;
     let previous = 0;

@@ -30,6 +30,9 @@ export interface DaemonOptions extends SyncOptions {
   readonly publish?: (state: { lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number> }) => void;
 }
 
+/** How long a "send me a packet" request stays in our reports, in seconds. */
+const PUNCH_REQUEST_SECONDS = 30;
+
 /** Waits `ms`, or less if `signal` aborts first. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -171,6 +174,48 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
       });
   };
 
+  // "Send me a packet" requests: ours (kept in our reports for a while), and
+  // the ones we answered, by the asking peer, so each is answered once.
+  const asked = new Map<WireGuardKey, number>();
+  const answered = new Map<WireGuardKey, number>();
+  const activeRequests = () => {
+    const now = nowSeconds();
+    for (const [key, at] of asked) if (now - at > PUNCH_REQUEST_SECONDS) asked.delete(key);
+    return [...asked].map(([publicKey, at]) => ({ publicKey, at }));
+  };
+  /** Peers we send to that stopped answering: probe them, and ask the silent ones (through the fang) to send first. */
+  const askOneWayPeers = async (list: PeerList, result: SyncResult) => {
+    const now = nowSeconds();
+    const fangKey = list.fang.publicKey;
+    const keys = tracker.oneWay(result.device, fangKey, now).filter((key) => now - (asked.get(key) ?? 0) > PUNCH_REQUEST_SECONDS / 2);
+    if (keys.length === 0) return;
+    const byKey = new Map(result.device.peers.map((peer) => [peer.publicKey, peer]));
+    const targets = keys.map((key) => ({ publicKey: key, probeAddress: firstHost(byKey.get(key)!.allowedIps[0]!) }));
+    const { silent } = await probePeers(deps.driver, targets, deps.triggerHandshakes, options.probeTimeoutMs);
+    if (silent.size === 0) return;
+    for (const key of silent) {
+      asked.set(key, now);
+      logger.info('punch-requested', { peer: key, reason: 'our packets get no answer: asking it through the fang to send first (its NAT may have forgotten us)' });
+    }
+    lastReport = (await sendReportQuietly(deps, result.device, fangKey, undefined, activeRequests())) ?? lastReport;
+  };
+  /** Answers other peers' requests to send to them. */
+  const answerRequests = async (list: PeerList, device: DeviceState) => {
+    const me = list.you.publicKey;
+    const byKey = new Map(device.peers.map((peer) => [peer.publicKey, peer]));
+    const targets: IpAddress[] = [];
+    for (const entry of list.peers) {
+      const request = entry.punchRequests?.find((r) => r.publicKey === me);
+      if (!request || request.at <= (answered.get(entry.publicKey) ?? 0)) continue;
+      answered.set(entry.publicKey, request.at);
+      const local = byKey.get(entry.publicKey);
+      if (!local?.endpoint || !local.allowedIps[0]) continue;
+      targets.push(firstHost(local.allowedIps[0]));
+      logger.info('punch-answered', { peer: entry.publicKey, endpoint: formatEndpoint(local.endpoint), reason: 'it asked us to send first' });
+    }
+    if (targets.length > 0) await deps.triggerHandshakes(targets);
+  };
+
   let localFailing = false;
   const localCheck =
     options.localCheckMs > 0
@@ -178,7 +223,8 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
           const list = held;
           if (!list || options.signal.aborted) return;
           void exclusive(async () => {
-            await reconcileTracked(list);
+            const result = await reconcileTracked(list);
+            if (!options.dryRun) await askOneWayPeers(list, result);
             publish();
             if (localFailing) logger.info('interface-back', { reason: 'the interface can be read again' });
             localFailing = false;
@@ -224,6 +270,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
           logger.debug('peers-probed', { answered: answered.size, silent: silent.size });
           return silent.size > 0 ? reconcileTracked(list, { silent }) : first;
         });
+        if (!options.dryRun) await answerRequests(list, result.device);
         if (moved && !options.dryRun) {
           const targets = punchTargets(result.device, list.fang.publicKey);
           logger.info('endpoint-moved', {
@@ -234,7 +281,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
           await deps.triggerHandshakes(targets);
         }
         // A full list means a new fang (or a restarted one), which has no report of ours yet.
-        lastReport = await sendReportQuietly(deps, result.device, list.fang.publicKey, incoming.since === undefined ? undefined : lastReport) ?? lastReport;
+        lastReport = (await sendReportQuietly(deps, result.device, list.fang.publicKey, incoming.since === undefined ? undefined : lastReport, activeRequests())) ?? lastReport;
         if (failures > 0) logger.info('sync-recovered', { after: failures });
         failures = 0;
         lastSync = nowSeconds();

@@ -13,7 +13,7 @@ const SESSION_SECONDS = 180;
  * makes every decision from it.
  */
 export class PeerTracker {
-  private readonly rx = new Map<WireGuardKey, { rx: number; heardAt: number }>();
+  private readonly rx = new Map<WireGuardKey, { rx: number; heardAt: number; tx: number; sentAt: number }>();
   private readonly trying = new Map<WireGuardKey, number>();
   private readonly relayed = new Map<WireGuardKey, { since: number; punches: number; lastPunch: number }>();
 
@@ -48,7 +48,13 @@ export class PeerTracker {
       if (peer.publicKey === fangKey) continue;
       const before = this.rx.get(peer.publicKey);
       const grew = before !== undefined && peer.rxBytes > before.rx;
-      this.rx.set(peer.publicKey, { rx: peer.rxBytes, heardAt: grew ? nowSeconds : before?.heardAt ?? 0 });
+      const sent = before !== undefined && peer.txBytes > before.tx;
+      this.rx.set(peer.publicKey, {
+        rx: peer.rxBytes,
+        heardAt: grew ? nowSeconds : before?.heardAt ?? 0,
+        tx: peer.txBytes,
+        sentAt: sent ? nowSeconds : before?.sentAt ?? 0,
+      });
       // Only a peer with a keepalive is stuck without a handshake: one without may just be idle.
       const stuck =
         peer.endpoint !== null && peer.persistentKeepalive !== null && (peer.latestHandshake === 0 || nowSeconds - peer.latestHandshake > SESSION_SECONDS);
@@ -79,6 +85,22 @@ export class PeerTracker {
     // Peers the plan adds are not in `device` yet, but they are there now.
     const present = new Set([...device.peers.map((peer) => peer.publicKey), ...plan.changes.map((change) => change.publicKey)]);
     for (const key of [...this.relayed.keys()]) if (!present.has(key)) this.relayed.delete(key);
+  }
+
+  /**
+   * Direct peers we keep sending to that stopped answering: we sent within the
+   * last 3 s, and heard nothing (no bytes, no handshake) for 3 s though we
+   * were sending for at least 2 s of that. Their NAT may have forgotten us.
+   */
+  oneWay(device: DeviceState, fangKey: WireGuardKey, nowSeconds: number): WireGuardKey[] {
+    return device.peers
+      .filter((peer) => {
+        const state = this.rx.get(peer.publicKey);
+        if (peer.publicKey === fangKey || !peer.endpoint || peer.allowedIps.length === 0 || !state || state.sentAt === 0) return false;
+        const heard = Math.max(state.heardAt, peer.latestHandshake);
+        return nowSeconds - state.sentAt <= 3 && state.sentAt - heard >= 2 && nowSeconds - heard >= 3;
+      })
+      .map((peer) => peer.publicKey);
   }
 
   /** Relayed peers due for another try of the direct path now; marks them as tried. */

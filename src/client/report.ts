@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { formatIp, type IpAddress } from '../ip/address';
 import { SnakebiteError } from '../errors';
-import type { PeerReport } from '../peer-list/peer-list';
+import type { PeerReport, PunchRequest } from '../peer-list/peer-list';
 import { serializePeerReport } from '../peer-list/serialize';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
@@ -11,8 +11,9 @@ import type { Endpoint } from '../ip/address';
 const SEEN_WITHIN_SECONDS = 180;
 
 /** What to tell the fang: our ListenPort, our LAN candidates, and where we see peers we have a direct session with. */
-export function buildReport(device: DeviceState, fangKey: WireGuardKey, candidates: readonly Endpoint[], nowSeconds: number): PeerReport {
+export function buildReport(device: DeviceState, fangKey: WireGuardKey, candidates: readonly Endpoint[], nowSeconds: number, punchRequests: readonly PunchRequest[] = []): PeerReport {
   return {
+    ...(punchRequests.length ? { punchRequests } : {}),
     listenPort: device.listenPort,
     candidates,
     seen: device.peers

@@ -4,7 +4,7 @@ import { serializePeerReport } from '../peer-list/serialize';
 import { buildReport } from './report';
 import type { Logger } from '../log/logger';
 import { parsePeerList } from '../peer-list/parse';
-import type { PeerList, PeerReport, RejectedEntry } from '../peer-list/peer-list';
+import type { PeerList, PeerReport, PunchRequest, RejectedEntry } from '../peer-list/peer-list';
 import { findFangPeer } from '../plan/fang-peer';
 import { planPeerChanges, type Activity, type Plan, type PlanObservations } from '../plan/plan';
 import type { DeviceState } from '../wireguard/device-state';
@@ -148,9 +148,15 @@ export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: 
  * at; returns what was sent, or undefined when nothing was (no way to report,
  * or it failed: reports only help, so a failure is logged and passed over).
  */
-export async function sendReportQuietly(deps: SyncDeps, device: DeviceState, fangKey: WireGuardKey, unless?: string): Promise<string | undefined> {
+export async function sendReportQuietly(
+  deps: SyncDeps,
+  device: DeviceState,
+  fangKey: WireGuardKey,
+  unless?: string,
+  punchRequests: readonly PunchRequest[] = [],
+): Promise<string | undefined> {
   if (!deps.sendReport) return undefined;
-  const report = buildReport(device, fangKey, deps.localCandidates?.(device.listenPort) ?? [], Math.floor(deps.clock().getTime() / 1000));
+  const report = buildReport(device, fangKey, deps.localCandidates?.(device.listenPort) ?? [], Math.floor(deps.clock().getTime() / 1000), punchRequests);
   const text = JSON.stringify(serializePeerReport(report));
   if (text === unless) return text;
   try {

@@ -61,6 +61,7 @@ function reportedFields(key: WireGuardKey, reports: ReadonlyMap<WireGuardKey, Pe
   const own = reports.get(key);
   return {
     ...(own ? { listenPort: own.listenPort, candidates: own.candidates } : {}),
+    ...(own?.punchRequests?.length ? { punchRequests: own.punchRequests } : {}),
     ...seenByOf(key, reports),
   };
 }

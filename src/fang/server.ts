@@ -169,7 +169,12 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const before = reports.get(asker.publicKey);
     const known = new Set(device.peers.map((peer) => peer.publicKey));
     // Only observations of this fang's own peers are kept.
-    report = { ...report, seen: report.seen.filter((s) => known.has(s.publicKey) && s.publicKey !== asker.publicKey) };
+    const ours = (key: WireGuardKey) => known.has(key) && key !== asker.publicKey;
+    report = {
+      ...report,
+      seen: report.seen.filter((s) => ours(s.publicKey)),
+      ...(report.punchRequests ? { punchRequests: report.punchRequests.filter((r) => ours(r.publicKey)) } : {}),
+    };
     reports.set(asker.publicKey, report);
     for (const key of reports.keys()) if (!known.has(key)) reports.delete(key);
     const text2 = JSON.stringify(serializePeerReport(report));

@@ -1,7 +1,7 @@
 import { endpointAddressProblem, parseEndpoint, parsePrefix, type Endpoint, type IpPrefix } from '../ip/address';
 import { SnakebiteError } from '../errors';
 import { isWireGuardKey } from '../wireguard/key';
-import { PEER_LIST_LIMITS, PEER_LIST_VERSION, type PeerList, type PeerListEntry, type PeerReport, type RejectedEntry } from './peer-list';
+import { PEER_LIST_LIMITS, PEER_LIST_VERSION, type PeerList, type PeerListEntry, type PeerReport, type PunchRequest, type RejectedEntry } from './peer-list';
 
 export interface ParsedPeerList {
   readonly list: PeerList;
@@ -160,9 +160,20 @@ function parseSeen(value: unknown, path: string): { publicKey: string; endpoint:
   return seen;
 }
 
+function parsePunchRequests(value: unknown, path: string): PunchRequest[] | string {
+  if (!Array.isArray(value) || value.length > PEER_LIST_LIMITS.maxPeers) return `${path}: expected an array, got ${show(value)}`;
+  const requests: PunchRequest[] = [];
+  for (const [i, item] of value.entries()) {
+    if (!isRecord(item) || !isWireGuardKey(item.publicKey)) return `${path}[${i}].publicKey: expected a WireGuard public key`;
+    if (typeof item.at !== 'number' || !Number.isSafeInteger(item.at) || item.at < 0) return `${path}[${i}].at: expected unix seconds, got ${show(item.at)}`;
+    requests.push({ publicKey: item.publicKey, at: item.at });
+  }
+  return requests;
+}
+
 /** The optional fields a peer's report adds to its entry; a string names what is wrong (`field: reason`). */
-function parseExtras(item: Record<string, unknown>): Pick<PeerListEntry, 'listenPort' | 'candidates' | 'seenBy'> | string {
-  const extras: { listenPort?: number; candidates?: Endpoint[]; seenBy?: { publicKey: string; endpoint: Endpoint }[] } = {};
+function parseExtras(item: Record<string, unknown>): Pick<PeerListEntry, 'listenPort' | 'candidates' | 'seenBy' | 'punchRequests'> | string {
+  const extras: { listenPort?: number; candidates?: Endpoint[]; seenBy?: { publicKey: string; endpoint: Endpoint }[]; punchRequests?: PunchRequest[] } = {};
   if (item.listenPort !== undefined) {
     const port = parsePort(item.listenPort);
     if (port === undefined) return `listenPort: expected a port from 1 to 65535, got ${show(item.listenPort)}`;
@@ -177,6 +188,11 @@ function parseExtras(item: Record<string, unknown>): Pick<PeerListEntry, 'listen
     const seenBy = parseSeen(item.seenBy, 'seenBy');
     if (typeof seenBy === 'string') return seenBy;
     extras.seenBy = seenBy;
+  }
+  if (item.punchRequests !== undefined) {
+    const requests = parsePunchRequests(item.punchRequests, 'punchRequests');
+    if (typeof requests === 'string') return requests;
+    extras.punchRequests = requests;
   }
   return extras;
 }
@@ -195,5 +211,8 @@ export function parsePeerReport(body: unknown): PeerReport {
   if (typeof candidates === 'string') throw malformed(candidates.split(':')[0]!, candidates.slice(candidates.indexOf(':') + 2));
   const seen = parseSeen(body.seen ?? [], 'seen');
   if (typeof seen === 'string') throw malformed(seen.split(':')[0]!, seen.slice(seen.indexOf(':') + 2));
-  return { listenPort, candidates, seen };
+  if (body.punchRequests === undefined) return { listenPort, candidates, seen };
+  const punchRequests = parsePunchRequests(body.punchRequests, 'punchRequests');
+  if (typeof punchRequests === 'string') throw malformed(punchRequests.split(':')[0]!, punchRequests.slice(punchRequests.indexOf(':') + 2));
+  return { listenPort, candidates, seen, punchRequests };
 }

@@ -42,6 +42,18 @@ export interface PeerListEntry {
   readonly candidates?: readonly Endpoint[];
   /** Where other peers see this peer's packets come from on their direct paths, as they reported it. */
   readonly seenBy?: readonly { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint }[];
+  /** Peers this peer asked to send to it (see PeerReport.punchRequests), with when it asked. */
+  readonly punchRequests?: readonly PunchRequest[];
+}
+
+/**
+ * "Send me a packet": a peer whose packets to `publicKey` get no answer asks
+ * it, through the fang, to send first, because the other side's NAT forgot
+ * the mapping and only a packet from inside opens it again. `at` is unix seconds.
+ */
+export interface PunchRequest {
+  readonly publicKey: WireGuardKey;
+  readonly at: number;
 }
 
 /**
@@ -53,6 +65,8 @@ export interface PeerReport {
   readonly listenPort: number;
   readonly candidates: readonly Endpoint[];
   readonly seen: readonly { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint }[];
+  /** Peers asked to send to the reporter; absent when none. */
+  readonly punchRequests?: readonly PunchRequest[];
 }
 
 /** A peer-list entry that failed validation and was dropped, with where and why. */

@@ -19,6 +19,7 @@ export function serializePeerList(list: PeerList): unknown {
       ...(peer.listenPort !== undefined ? { listenPort: peer.listenPort } : {}),
       ...(peer.candidates ? { candidates: peer.candidates.map(formatEndpoint) } : {}),
       ...(peer.seenBy ? { seenBy: peer.seenBy.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
+      ...(peer.punchRequests ? { punchRequests: peer.punchRequests.map((r) => ({ publicKey: r.publicKey, at: r.at })) } : {}),
     })),
     ...(list.revision !== undefined ? { revision: list.revision } : {}),
     ...(list.since !== undefined ? { since: list.since } : {}),
@@ -44,5 +45,6 @@ export function serializePeerReport(report: PeerReport): unknown {
     listenPort: report.listenPort,
     candidates: report.candidates.map(formatEndpoint),
     seen: report.seen.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })),
+    ...(report.punchRequests?.length ? { punchRequests: report.punchRequests.map((r) => ({ publicKey: r.publicKey, at: r.at })) } : {}),
   };
 }

@@ -30,6 +30,21 @@ test('cone-cone roaming: B\'s NAT rebinds to a new address; the change is pushed
   });
 });
 
+test("cone-cone NAT reboot: B's NAT forgets its mappings but keeps its address; A asks B through F to send first", { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, {}, async (lab) => {
+    const { clientA, clientB } = await connectAB(lab);
+    // B's NAT drops A's packets now, until B sends to A again; nothing changes
+    // that the fang could push. A notices that it sends and hears nothing.
+    await lab.flushConntrack('natB');
+    const ping = await lab.pingGaps('a', lab.host('b').overlayAddress, 150, 0.1);
+    t.diagnostic(`longest gap after the NAT reboot: ${ping.longestGapS.toFixed(1)} s`);
+    assert.ok(ping.longestGapS <= 12, `gap ${ping.longestGapS} s: ${ping.output}`);
+    assert.ok(ping.received >= 50, ping.output);
+    assert.match(clientA.output.text(), /punch-requested .*peer=\S{8}/);
+    assert.match(clientB.output.text(), /punch-answered/);
+  });
+});
+
 test('fang restart: A and B keep talking directly while the server is down, and clients reconnect by themselves', { skip, timeout: 120_000 }, async (t) => {
   await withLab(t, {}, async (lab) => {
     const started = await connectAB(lab);
