@@ -493,3 +493,25 @@ describe('parsePeerReport / serializePeerReport', () => {
     });
   }
 });
+
+describe('punch requests', () => {
+  test('an entry\'s punchRequests parse and survive a round trip', () => {
+    const parsed = parsePeerList(body({ peers: [entry(P2, { punchRequests: [{ publicKey: YOU, at: 1700000001 }] })] }));
+    assert.deepEqual(parsed.rejected, []);
+    assert.deepEqual(parsed.list.peers[0]!.punchRequests, [{ publicKey: YOU, at: 1700000001 }]);
+    const again = parsePeerList(JSON.parse(JSON.stringify(serializePeerList(parsed.list))));
+    assert.deepEqual(again.list.peers[0]!.punchRequests, [{ publicKey: YOU, at: 1700000001 }]);
+  });
+  test('a malformed request rejects the entry with its path', () => {
+    const parsed = parsePeerList(body({ peers: [entry(P2, { punchRequests: [{ publicKey: 'nope', at: 1 }] }), entry(P3, { punchRequests: [{ publicKey: YOU, at: -1 }] })] }));
+    assert.deepEqual(parsed.list.peers, []);
+    assert.deepEqual(parsed.rejected.map((r) => r.path), ['peers[0].punchRequests[0].publicKey', 'peers[1].punchRequests[0].at']);
+  });
+  test('a report carries its requests, and none when empty', () => {
+    const report = parsePeerReport({ listenPort: 51820, candidates: [], seen: [], punchRequests: [{ publicKey: P2, at: 5 }] });
+    assert.deepEqual(report.punchRequests, [{ publicKey: P2, at: 5 }]);
+    assert.deepEqual(serializePeerReport(report), { listenPort: 51820, candidates: [], seen: [], punchRequests: [{ publicKey: P2, at: 5 }] });
+    assert.deepEqual(serializePeerReport({ ...report, punchRequests: [] }), { listenPort: 51820, candidates: [], seen: [] });
+    assert.throws(() => parsePeerReport({ listenPort: 51820, punchRequests: 'x' }), /report: punchRequests: expected an array/);
+  });
+});

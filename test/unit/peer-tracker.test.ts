@@ -228,3 +228,26 @@ describe('PeerTracker.readyForDirect', () => {
     assert.deepEqual(tracker.readyForDirect(before(routed(B, { latestHandshake: T + 10 }))), []);
   });
 });
+
+describe('PeerTracker.oneWay (we send, it does not answer)', () => {
+  /** Feeds the tracker one read per second: our tx and its rx at each second after T. */
+  function run(reads: { tx: number; rx: number }[], extra: Partial<PeerSpec> = {}): WireGuardKey[] {
+    const tracker = new PeerTracker();
+    let last: DeviceState = before();
+    reads.forEach((read, i) => {
+      last = before(routed(A, { latestHandshake: T - 100, rxBytes: read.rx, txBytes: read.tx, ...extra }));
+      tracker.record(last, plan(), FANG, T + i);
+    });
+    return tracker.oneWay(last, FANG, T + reads.length - 1);
+  }
+  const rows: { name: string; reads: { tx: number; rx: number }[]; extra?: Partial<PeerSpec>; want: WireGuardKey[] }[] = [
+    { name: 'sending for 4 s, nothing heard: one-way', reads: [{ tx: 0, rx: 0 }, { tx: 1, rx: 1 }, { tx: 2, rx: 1 }, { tx: 3, rx: 1 }, { tx: 4, rx: 1 }, { tx: 5, rx: 1 }], want: [A] },
+    { name: 'both directions grow: not one-way', reads: [0, 1, 2, 3, 4, 5].map((n) => ({ tx: n, rx: n })), want: [] },
+    { name: 'nothing sent: idle, not one-way', reads: [0, 1, 2, 3, 4, 5].map(() => ({ tx: 0, rx: 0 })), want: [] },
+    { name: 'silence just began (heard 2 s ago): not yet', reads: [{ tx: 0, rx: 0 }, { tx: 1, rx: 1 }, { tx: 2, rx: 2 }, { tx: 3, rx: 3 }, { tx: 4, rx: 3 }, { tx: 5, rx: 3 }], want: [] },
+    { name: 'stopped sending 4 s ago: not one-way', reads: [{ tx: 0, rx: 0 }, { tx: 1, rx: 0 }, { tx: 1, rx: 0 }, { tx: 1, rx: 0 }, { tx: 1, rx: 0 }, { tx: 1, rx: 0 }], want: [] },
+    { name: 'a relayed peer (no allowed IPs) is never one-way', reads: [0, 1, 2, 3, 4, 5].map((n) => ({ tx: n, rx: 0 })), extra: { allowedIps: [] }, want: [] },
+    { name: 'a fresh handshake counts as hearing from it', reads: [0, 1, 2, 3, 4, 5].map((n) => ({ tx: n, rx: 0 })), extra: { latestHandshake: T + 4 }, want: [] },
+  ];
+  for (const row of rows) test(row.name, () => assert.deepEqual(run(row.reads, row.extra), row.want));
+});
