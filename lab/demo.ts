@@ -4,7 +4,7 @@
  * direct connection. Tears everything down at the end, also on Ctrl-C.
  */
 import { formatEndpoint } from '../src/ip/address';
-import { NatLab } from './nat-lab';
+import { NatLab, SNAKEBITE_BIN } from './nat-lab';
 
 async function main(): Promise<number> {
   const verbose = process.argv.includes('--verbose');
@@ -16,7 +16,6 @@ async function main(): Promise<number> {
     say(`lab ${lab.id} is up; A and B each have a handshake with F, and no endpoint for each other.`);
     await lab.startServer();
     say(`snakebite server runs on F at ${f.overlayAddress} (inside the tunnel).`);
-    const fBefore = await lab.dump('f');
     const started = Date.now();
     lab.startSnakebite('a', lab.clientArgs('a'));
     lab.startSnakebite('b', lab.clientArgs('b'));
@@ -24,6 +23,7 @@ async function main(): Promise<number> {
     const direct = await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
     await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
     const connectMs = Date.now() - started;
+    const fBefore = await lab.dump('f');
     const ping = await lab.ping('a', b.overlayAddress, 20, { intervalS: 0.05, size: 1000 });
     const fAfter = await lab.dump('f');
     const carried = (name: 'a' | 'b') => {
@@ -38,10 +38,12 @@ async function main(): Promise<number> {
     say(`  B's endpoint as A sees it:   ${formatEndpoint(direct.endpoint!)}   (B's NAT public address: ${b.publicEndpoint})`);
     say(`  A <-> B handshake:           ${age}s ago, ${connectMs} ms after the clients started`);
     say(`  ping A -> B over the tunnel: ${ping.received}/${ping.sent} replies (1000-byte packets, ${b.overlayAddress})`);
-    say(`  bytes F carried for A and B during the demo: ${carried('a') + carried('b')} (the ping alone was ${ping.sent * 2 * 1028})`);
+    say(`  bytes F moved for A and B during the ping: ${carried('a') + carried('b')} (heartbeats and peer-list traffic; the ping itself was ${ping.sent * 2 * 1028})`);
+    const status = await lab.inNs(a.ns, [process.execPath, SNAKEBITE_BIN, 'status', '--interface', a.wgInterface]).then((r) => r.stdout, (e: Error) => e.message);
+    say('');
+    say(`snakebite status on A:\n${status.replace(/^/gm, '  ').trimEnd()}`);
     const ok = direct.endpoint && formatEndpoint(direct.endpoint) === b.publicEndpoint && ping.received > 0;
     say(ok ? '\nA and B talk directly; F carried none of their traffic.' : `\nthe direct path did not come up:\n${lab.outputs()}`);
-    void a;
     return ok ? 0 : 1;
   } finally {
     say('tearing the lab down...');
