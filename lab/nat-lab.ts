@@ -32,7 +32,13 @@ import { exec, spawnTracked, waitFor, type ExecResult, type LabLog, type LabProc
 import { generateKeyPair, type KeyPair } from './keys';
 import { LabResources } from './resources';
 
-export type NatKind = 'cone' | 'symmetric';
+/**
+ * `cone`: endpoint-independent mapping, port-restricted filtering (a home router);
+ * `symmetric`: a new random port per destination (carrier-grade NAT);
+ * `forwarded`: a cone NAT whose user forwarded UDP 51820 to the first host
+ * behind it, so anyone may send to it (a full cone for that port).
+ */
+export type NatKind = 'cone' | 'symmetric' | 'forwarded';
 export type HostName = 'f' | 'a' | 'b' | 'c';
 
 export interface NatLabOptions {
@@ -262,6 +268,12 @@ export class NatLab {
     await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', router.wan, '-j', 'SNAT', '--to-source', router.publicAddress, ...(router.nat === 'symmetric' ? ['--random-fully'] : []));
     // Unsolicited packets from the WAN are dropped before conntrack confirms them,
     // as on a home router; otherwise they would occupy the tuple a punch needs.
+    await ipt('-t', 'nat', '-F', 'PREROUTING');
+    if (router.nat === 'forwarded') {
+      const lan = router.name === 'natA' ? '192.168.1.2' : '192.168.2.2';
+      await ipt('-t', 'nat', '-A', 'PREROUTING', '-i', router.wan, '-p', 'udp', '--dport', String(WG_PORT), '-j', 'DNAT', '--to-destination', `${lan}:${WG_PORT}`);
+      await ipt('-A', 'FORWARD', '-i', router.wan, '-p', 'udp', '-d', lan, '--dport', String(WG_PORT), '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'ACCEPT');
+    }
     await ipt('-A', 'INPUT', '-i', router.wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
     await ipt('-A', 'FORWARD', '-i', router.wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
   }
