@@ -3,7 +3,7 @@ import { runClientDaemon } from '../client/daemon';
 import { localCandidates, localNetworks } from '../client/local-networks';
 import { ProbeResponder } from '../client/probe';
 import { postReport } from '../client/report';
-import { removeState, stateFilePath, writeState } from '../client/state-file';
+import { readAnyState, stateFilePath, writeState } from '../client/state-file';
 import { sendProbeDatagrams } from '../client/punch';
 import { addressesOf } from '../fang/listen-address';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
@@ -42,8 +42,9 @@ export const CLIENT_HELP = `Usage: snakebite client --interface IF --server IP[:
 
 Runs on a peer: asks the fang, inside the tunnel, for the other peers'
 endpoints and applies them to IF, so that peers behind NATs reach each other
-directly. Never changes the fang peer, never removes a peer, never re-points a
-peer whose traffic is flowing. Runs as a daemon unless --once is given.
+directly. Never changes the fang peer, never removes a peer it did not add,
+never re-points a peer whose traffic is flowing. Runs as a daemon unless
+--once is given.
 
   -i, --interface IF     this peer's WireGuard interface (e.g. wg0)
   -s, --server IP[:PORT] the fang server's overlay address; PORT defaults to ${DEFAULT_SERVER_PORT}
@@ -123,6 +124,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
   logger.info('client-started', { server: `${values.server}`, push: waitMs > 0, intervalMs, heartbeatMs, keepalive: keepaliveSeconds });
   const signal = shutdownSignal(logger);
   const statePath = stateFilePath(interfaceName);
+  const previous = readAnyState(statePath);
   const responder = new ProbeResponder(logger);
   await responder.bind(addressesOf(interfaceName));
   // The interface may come up (or get its addresses) after the daemon starts.
@@ -135,7 +137,8 @@ export async function clientCommand(argv: string[]): Promise<number> {
       heartbeatMs,
       probeTimeoutMs: PROBE_TIMEOUT_MS,
       localCheckMs: LOCAL_CHECK_MS,
-      publish: ({ lastSync, lastError, relayed }) =>
+      ...(previous?.added ? { addedBefore: previous.added } : {}),
+      publish: ({ lastSync, lastError, relayed, added }) =>
         writeState(statePath, {
           interface: interfaceName,
           server: values.server!,
@@ -143,13 +146,14 @@ export async function clientCommand(argv: string[]): Promise<number> {
           lastSync,
           ...(lastError ? { lastError } : {}),
           relayed: [...relayed].map(([publicKey, since]) => ({ publicKey, since })),
+          added,
         }),
       signal,
     });
   } finally {
     clearInterval(rebind);
     responder.close();
-    removeState(statePath);
+    // The state file stays: the next run reads which peers this one added.
   }
   logger.info('client-stopped');
   return 0;

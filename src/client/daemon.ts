@@ -27,7 +27,9 @@ export interface DaemonOptions extends SyncOptions {
   /** Stops the loop; a reply that arrives after it aborts is not applied. */
   readonly signal: AbortSignal;
   /** Called after every round with what `snakebite status` may show; errors in it are ignored. */
-  readonly publish?: (state: { lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number> }) => void;
+  readonly publish?: (state: { lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number>; added: WireGuardKey[] }) => void;
+  /** Peers an earlier run added (from its state file): they may be removed when the fang stops listing them. */
+  readonly addedBefore?: readonly WireGuardKey[];
 }
 
 /** How long a "send me a packet" request stays in our reports, in seconds. */
@@ -103,7 +105,7 @@ export function repunchChanges(device: DeviceState, keys: readonly WireGuardKey[
  */
 export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): Promise<void> {
   const { logger } = deps;
-  const tracker = new PeerTracker();
+  const tracker = new PeerTracker(options.addedBefore);
   const nowSeconds = () => Math.floor(deps.clock().getTime() / 1000);
   let held: PeerList | undefined;
   let failures = 0;
@@ -112,7 +114,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
   let lastSync = 0;
   const publish = (lastError?: string) => {
     try {
-      options.publish?.({ lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers() });
+      options.publish?.({ lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers(), added: tracker.addedPeers() });
     } catch {
       /* status is a convenience; never let it stop the daemon */
     }

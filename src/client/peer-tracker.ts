@@ -16,6 +16,17 @@ export class PeerTracker {
   private readonly rx = new Map<WireGuardKey, { rx: number; heardAt: number; tx: number; sentAt: number }>();
   private readonly trying = new Map<WireGuardKey, number>();
   private readonly relayed = new Map<WireGuardKey, { since: number; punches: number; lastPunch: number }>();
+  /** Peers this client added (and may remove again); kept across restarts in the state file. */
+  private readonly added: Set<WireGuardKey>;
+
+  constructor(addedBefore: Iterable<WireGuardKey> = []) {
+    this.added = new Set(addedBefore);
+  }
+
+  /** The peers this client added and has not removed. */
+  addedPeers(): WireGuardKey[] {
+    return [...this.added];
+  }
 
   /** Relayed peers that have had a handshake since they were relayed: ready to go direct. */
   readyForDirect(device: DeviceState): WireGuardKey[] {
@@ -39,6 +50,7 @@ export class PeerTracker {
       activity: new Map([...this.rx].map(([key, value]) => [key, value.heardAt])),
       tryingSince: new Map(this.trying),
       relayedSince: new Map([...this.relayed].map(([key, value]) => [key, value.since])),
+      addedByUs: new Set(this.added),
     };
   }
 
@@ -63,6 +75,12 @@ export class PeerTracker {
       else if (stuck && since === undefined && peer.allowedIps.length > 0) this.trying.set(peer.publicKey, nowSeconds);
     }
     for (const change of plan.changes) {
+      if (change.kind === 'add-peer') this.added.add(change.publicKey);
+      if (change.kind === 'remove-peer') {
+        this.added.delete(change.publicKey);
+        this.trying.delete(change.publicKey);
+        this.relayed.delete(change.publicKey);
+      }
       if (change.kind === 'add-peer' && change.allowedIps?.length === 0) {
         this.relayed.set(change.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });
       } else if (change.kind === 'add-peer' || change.kind === 'set-endpoint') {
@@ -76,7 +94,7 @@ export class PeerTracker {
     }
     // A peer left relayed by an earlier run (no allowed IPs, an endpoint) is retried too.
     // `device` is the state before the plan was applied: a peer leaving the relay now is not one.
-    const leaving = new Set(plan.changes.filter((c) => c.kind === 'direct-again').map((c) => c.publicKey));
+    const leaving = new Set(plan.changes.filter((c) => c.kind === 'direct-again' || c.kind === 'remove-peer').map((c) => c.publicKey));
     for (const peer of device.peers) {
       if (peer.publicKey !== fangKey && peer.endpoint && peer.allowedIps.length === 0 && !this.relayed.has(peer.publicKey) && !leaving.has(peer.publicKey)) {
         this.relayed.set(peer.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });

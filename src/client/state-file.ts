@@ -13,6 +13,8 @@ export interface ClientState {
   readonly lastError?: string;
   /** Peers relayed through the fang, with the unix seconds since when. */
   readonly relayed: readonly { readonly publicKey: string; readonly since: number }[];
+  /** Peers the client added itself, which it removes when the fang stops listing them; kept for the next run. */
+  readonly added?: readonly string[];
 }
 
 /** `/run/snakebite/<interface>.json`, or under $SNAKEBITE_STATE_DIR. */
@@ -48,5 +50,14 @@ function defaultIsAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The state a previous run left, whether or not its process still runs; undefined when there is none. */
+export function readAnyState(path: string): ClientState | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as ClientState;
+  } catch {
+    return undefined;
   }
 }

@@ -109,7 +109,7 @@ export async function reconcile(deps: SyncDeps, options: SyncOptions, list: Peer
   }
 
   if (!options.dryRun) await applyPlan(driver, plan, deps.triggerHandshakes);
-  const EVENTS = { 'add-peer': 'peer-added', 'set-endpoint': 'endpoint-set', relay: 'relay-started', 'direct-again': 'relay-ended' } as const;
+  const EVENTS = { 'add-peer': 'peer-added', 'set-endpoint': 'endpoint-set', relay: 'relay-started', 'direct-again': 'relay-ended', 'remove-peer': 'peer-removed' } as const;
   for (const change of plan.changes) {
     logger.info(EVENTS[change.kind], {
       peer: change.publicKey,

@@ -36,9 +36,10 @@ export interface Policy {
 /**
  * `add-peer`: a new peer; `set-endpoint`: an existing peer re-pointed;
  * `relay`: its allowed IPs taken off so the fang carries its traffic;
- * `direct-again`: its allowed IPs given back after a direct handshake.
+ * `direct-again`: its allowed IPs given back after a direct handshake;
+ * `remove-peer`: a peer this client added that the fang no longer lists.
  */
-export type ChangeKind = 'add-peer' | 'set-endpoint' | 'relay' | 'direct-again';
+export type ChangeKind = 'add-peer' | 'set-endpoint' | 'relay' | 'direct-again' | 'remove-peer';
 
 /** One change of the plan, with what it was before and why, for the log line. */
 export interface PlannedChange extends PeerChange {
@@ -91,6 +92,11 @@ export interface PlanObservations {
   readonly tryingSince?: ReadonlyMap<WireGuardKey, number>;
   /** Unix seconds since when each peer's traffic has been relayed through the fang. */
   readonly relayedSince?: ReadonlyMap<WireGuardKey, number>;
+  /**
+   * Peers this client added itself: the only ones it may remove, when the
+   * list (a full one) no longer names them. Undefined removes nothing.
+   */
+  readonly addedByUs?: ReadonlySet<WireGuardKey>;
 }
 
 /** Unix seconds of the latest sign of life: a handshake or, when known, received bytes. */
@@ -100,7 +106,7 @@ function lastHeardFrom(peer: PeerState, activity: Activity | undefined): number 
 
 /**
  * Computes the changes that make `current` reach the peers in `list`, without
- * ever touching the fang peer, removing a peer, or re-pointing a peer whose
+ * ever touching the fang peer, removing a peer it did not add, or re-pointing a peer whose
  * traffic is flowing. A peer that gets no direct handshake within
  * `policy.relayAfterSeconds` of punching is relayed: its allowed IPs are taken
  * off its own entry, so the fang peer's range carries its traffic through the
@@ -276,6 +282,21 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       reason: `new peer listed by the fang${viaLan}${relayFirst ? `; relayed through the fang until a direct handshake (allowed IPs ${accepted.map(formatPrefix).join(',')})` : ''}`,
       refusedAllowedIps: refused,
     });
+  }
+  if (observations.addedByUs) {
+    const listed = new Set(list.peers.map((entry) => entry.publicKey));
+    for (const peer of current.peers) {
+      if (peer.publicKey === policy.fangPublicKey || listed.has(peer.publicKey) || !observations.addedByUs.has(peer.publicKey)) continue;
+      changes.push({
+        kind: 'remove-peer',
+        publicKey: peer.publicKey,
+        remove: true,
+        previousEndpoint: peer.endpoint,
+        probeAddress: null,
+        reason: 'the fang no longer lists it, and this client added it',
+        refusedAllowedIps: [],
+      });
+    }
   }
   return { changes, skipped, contested };
 }

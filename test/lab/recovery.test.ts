@@ -105,3 +105,17 @@ test('interface down and up on A (link down/up, then wg-quick down/up): the clie
     assert.equal(clientA.child.exitCode, null, 'the client daemon is still running');
   });
 });
+
+test('a peer leaves the fang: the client that added it removes it, also after the client restarted', { skip, timeout: 120_000 }, async (t) => {
+  await withLab(t, {}, async (lab) => {
+    const { clientA } = await connectAB(lab);
+    // A's client restarts: it must still know that it added B.
+    assert.equal(await lab.stop(clientA), 0);
+    const again = lab.startSnakebite('a', lab.clientArgs('a'));
+    await waitFor('the new client to sync', async () => (/client-started/.test(again.output.text()) ? true : undefined), { timeoutMs: 10_000 });
+    await lab.inNs(lab.host('f').ns, ['wg', 'set', lab.host('f').wgInterface, 'peer', lab.host('b').keys.publicKey, 'remove']);
+    await waitFor('A to remove B', async () => ((await lab.peerOf('a', 'b')) === undefined ? true : undefined), { timeoutMs: 15_000, intervalMs: 100 });
+    assert.match(again.output.text(), /peer-removed .*reason="the fang no longer lists it, and this client added it"/);
+    assert.ok(await lab.peerOf('a', 'f'), 'the fang peer stays');
+  });
+});

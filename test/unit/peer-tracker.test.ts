@@ -251,3 +251,15 @@ describe('PeerTracker.oneWay (we send, it does not answer)', () => {
   ];
   for (const row of rows) test(row.name, () => assert.deepEqual(run(row.reads, row.extra), row.want));
 });
+
+describe('PeerTracker: peers this client added', () => {
+  test('added peers are remembered, handed to the planner, and forgotten once removed', () => {
+    const tracker = new PeerTracker([B]);
+    tracker.record(before(), plan(change('add-peer', A, ['10.10.10.10/32'])), FANG, T);
+    assert.deepEqual(tracker.addedPeers().sort(), [A, B].sort());
+    assert.deepEqual([...(tracker.observations().addedByUs ?? [])].sort(), [A, B].sort());
+    tracker.record(before(routed(A), relayedPeer(B)), plan({ ...change('remove-peer', B), remove: true }), FANG, T + 1);
+    assert.deepEqual(tracker.addedPeers(), [A]);
+    assert.deepEqual(tracker.takeRepunches(T + 100), [], 'a peer removed this round is never punched (that would re-create it)');
+  });
+});

@@ -1073,3 +1073,29 @@ describe('findFangPeer', () => {
     assert.deepEqual(findFangPeer(state, ip('10.1.1.1')), peer(wide));
   });
 });
+
+describe('planPeerChanges: removing peers the fang no longer lists', () => {
+  const entryOld = listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32']);
+  const removed = (plan: Plan) => plan.changes.filter((c) => c.kind === 'remove-peer').map((c) => c.publicKey);
+  test('a peer this client added and the fang dropped is removed', () => {
+    const plan = planPeerChanges(baseDevice(), list([]), POLICY, NOW, { addedByUs: new Set([OLD]) });
+    assert.deepEqual(removed(plan), [OLD]);
+    assert.equal(plan.changes[0]!.remove, true);
+    assert.match(plan.changes[0]!.reason, /no longer lists it/);
+  });
+  test('a peer the user configured (not added by us) is never removed', () => {
+    assert.deepEqual(removed(planPeerChanges(baseDevice(), list([]), POLICY, NOW, { addedByUs: new Set() })), []);
+    assert.deepEqual(removed(planPeerChanges(baseDevice(), list([]), POLICY, NOW)), []);
+  });
+  test('a listed peer is not removed', () => {
+    assert.deepEqual(removed(planPeerChanges(baseDevice(), list([entryOld]), POLICY, NOW, { addedByUs: new Set([OLD]) })), []);
+  });
+  test('the fang peer is never removed, even if claimed as added', () => {
+    assert.deepEqual(removed(planPeerChanges(baseDevice(), list([]), POLICY, NOW, { addedByUs: new Set([FANG, OLD]) })), [OLD]);
+  });
+  test('after the removal, planning again gives nothing', () => {
+    const plan = planPeerChanges(baseDevice(), list([]), POLICY, NOW, { addedByUs: new Set([OLD]) });
+    const after = applyToDevice(baseDevice(), plan.changes);
+    assert.deepEqual(planPeerChanges(after, list([]), POLICY, NOW, { addedByUs: new Set([OLD]) }).changes, []);
+  });
+});
