@@ -39,7 +39,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
 
   const driver = new WgCommandDriver(interfaceName);
   // Fail at start, not at the first request, when the interface or wg is missing.
-  await driver.readDevice();
+  const device = await driver.readDevice();
   assertListenAddressOnInterface(interfaceName, listen.address);
   const forwarding = forwardingEnabled();
   if (!forwarding.ipv4) {
@@ -47,6 +47,14 @@ export async function serverCommand(argv: string[]): Promise<number> {
       family: 'ipv4',
       reason: 'this machine does not forward IPv4, so peers that cannot connect directly cannot be relayed through it',
       hint: 'sysctl -w net.ipv4.ip_forward=1 (and allow forwarding on the WireGuard interface in your firewall)',
+    });
+  }
+  const overlayIpv6 = device.peers.some((peer) => peer.allowedIps.some((prefix) => prefix.address.family === 6));
+  if (overlayIpv6 && !forwarding.ipv6) {
+    logger.warn('forwarding-off', {
+      family: 'ipv6',
+      reason: 'peers have IPv6 overlay addresses but this machine does not forward IPv6, so their IPv6 traffic cannot be relayed through it',
+      hint: 'sysctl -w net.ipv6.conf.all.forwarding=1',
     });
   }
   const signal = shutdownSignal(logger);
