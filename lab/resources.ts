@@ -36,12 +36,13 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** True when `pid` still runs the program we started (PIDs get reused). */
+/** True when `pid` still runs the program we started (PIDs get reused): the same command line. */
 function stillOurs(pid: number, argv: readonly string[]): boolean {
   try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const last = argv[argv.length - 1];
-    return last !== undefined && cmdline.includes(last);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((part) => part.length > 0);
+    // `ip netns exec NS prog ...` becomes `prog ...` after exec: compare the tail.
+    const tail = argv.slice(argv.length - cmdline.length);
+    return cmdline.length > 0 && tail.length === cmdline.length && tail.every((part, i) => part === cmdline[i]);
   } catch {
     return false;
   }

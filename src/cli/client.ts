@@ -28,7 +28,7 @@ export const DEFAULT_WAIT = '25s';
 export const DEFAULT_HEARTBEAT = '1s';
 export const DEFAULT_RELAY_AFTER = '8s';
 /** How long a probe through a contested peer's current endpoint waits for an answer. */
-export const PROBE_TIMEOUT_MS = 1000;
+export const PROBE_TIMEOUT_MS = 600;
 /** How often a daemon compares its interface with the peer list it holds (one `wg show`). */
 export const LOCAL_CHECK_MS = 2000;
 /**
@@ -93,11 +93,12 @@ export async function clientCommand(argv: string[]): Promise<number> {
   const intervalMs = parseDuration('client', 'interval', values.interval, 1000, 3_600_000);
   const keepaliveSeconds = parseInteger('client', 'keepalive', values.keepalive, 1, 65535);
   const timeoutMs = parseDuration('client', 'timeout', values.timeout, 100, 120_000);
-  const waitMs = values.wait === '0' ? 0 : parseDuration('client', 'wait', values.wait, 1000, 60_000);
-  const heartbeatMs = values.heartbeat === '0' ? 0 : parseDuration('client', 'heartbeat', values.heartbeat, 100, 3_600_000);
+  const off = (text: string) => /^0+(\.0+)?(ms|s|m)?$/.test(text);
+  const waitMs = off(values.wait) ? 0 : parseDuration('client', 'wait', values.wait, 1000, 60_000);
+  const heartbeatMs = off(values.heartbeat) ? 0 : parseDuration('client', 'heartbeat', values.heartbeat, 100, 3_600_000);
   const logger = loggerFromFlags('client', values).child({ interface: interfaceName });
 
-  const relayAfterMs = values['relay-after'] === '0' ? 0 : parseDuration('client', 'relay-after', values['relay-after'], 1000, 3_600_000);
+  const relayAfterMs = off(values['relay-after']) ? 0 : parseDuration('client', 'relay-after', values['relay-after'], 1000, 3_600_000);
   const deps: SyncDeps = {
     localNetworks: () => localNetworks(interfaceName),
     localCandidates: (listenPort) => localCandidates(interfaceName, listenPort),

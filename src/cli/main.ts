@@ -13,7 +13,7 @@ tells every peer where the others are, inside the tunnel.
 Commands:
   server    run on the fang: serve the peer list on its WireGuard address
   client    run on a peer: apply the fang's peer list (daemon, or --once)
-  status    show per peer whether the path is direct, lan or none, and why
+  status    show per peer whether the path is direct, lan, relayed or none, and why
 
 Run 'snakebite <command> --help' for its options.
   -h, --help       show this help

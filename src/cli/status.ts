@@ -27,7 +27,8 @@ what peers report, to tell which side's NAT defeats a punch.
       --json             print JSON instead of a table
   -h, --help             show this help
 
-Exit codes: 0 shown, 1 the interface could not be read, 2 bad usage.
+Exit codes: 0 shown, 1 the interface could not be read (or no peer routes the
+given server address), 2 bad usage.
 `;
 
 function bytes(n: number): string {

@@ -24,6 +24,8 @@ export interface DaemonOptions extends SyncOptions {
    * fang; 0 checks only when the fang answers.
    */
   readonly localCheckMs: number;
+  /** Shortest time between two rounds while the fang pushes, in milliseconds (default 250). */
+  readonly minRoundGapMs?: number;
   /** Stops the loop; a reply that arrives after it aborts is not applied. */
   readonly signal: AbortSignal;
   /** Called after every round with what `snakebite status` may show; errors in it are ignored. */
@@ -31,6 +33,9 @@ export interface DaemonOptions extends SyncOptions {
   /** Peers an earlier run added (from its state file): they may be removed when the fang stops listing them. */
   readonly addedBefore?: readonly WireGuardKey[];
 }
+
+/** Shortest time between two rounds with the fang while it pushes, in milliseconds. */
+const MIN_ROUND_GAP_MS = 250;
 
 /** How long a "send me a packet" request stays in our reports, in seconds. */
 const PUNCH_REQUEST_SECONDS = 30;
@@ -141,7 +146,8 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
   /** Reconcile with what the tracker knows, remember what happened, retry relayed peers' direct paths. */
   const reconcileTracked = async (list: PeerList, extra: Parameters<typeof reconcile>[3] = {}): Promise<SyncResult> => {
     const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra });
-    tracker.record(result.device, result.plan, list.fang.publicKey, nowSeconds());
+    // A dry run applies nothing, so it must not remember anything as done.
+    if (!options.dryRun) tracker.record(result.device, result.plan, list.fang.publicKey, nowSeconds());
     if (!options.dryRun) {
       const due = tracker.takeRepunches(nowSeconds());
       const changes = repunchChanges(result.device, due, options.keepaliveSeconds);
@@ -167,7 +173,11 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         if (tracker.relayedCount === 0) return;
         // The newest list: a push may have arrived since the punch.
         const list = held;
-        if (list && tracker.readyForDirect(device).length > 0) await exclusive(() => reconcileTracked(list));
+        if (list && tracker.readyForDirect(device).length > 0) {
+          await exclusive(async () => {
+            if (!options.signal.aborted) await reconcileTracked(list);
+          });
+        }
       }
     })()
       .catch(() => undefined)
@@ -219,12 +229,16 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
   };
 
   let localFailing = false;
+  let checking = false;
   const localCheck =
     options.localCheckMs > 0
       ? setInterval(() => {
           const list = held;
-          if (!list || options.signal.aborted) return;
+          // One check at a time: a slow `wg` or plan must not pile checks up.
+          if (!list || options.signal.aborted || checking) return;
+          checking = true;
           void exclusive(async () => {
+            if (options.signal.aborted) return;
             const result = await reconcileTracked(list);
             if (!options.dryRun) await askOneWayPeers(list, result);
             publish();
@@ -234,6 +248,8 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
             // The main loop reports failures; here only note the first one.
             if (!localFailing) logger.debug('local-check-failed', { error: describeError(error) });
             localFailing = true;
+          }).finally(() => {
+            checking = false;
           });
         }, options.localCheckMs)
       : undefined;
@@ -248,6 +264,9 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         );
         if (options.signal.aborted) break;
         const { list: incoming } = acceptReply(body, logger);
+        if (incoming.since !== undefined && held === undefined) {
+          throw new SnakebiteError('SB_REPLY_MALFORMED', 'the fang answered a request for the full list with a delta', 'check that the fang runs the same Snakebite version');
+        }
         const merged = mergePeerList(held, incoming);
         if (!merged) {
           // The delta does not follow what we hold (the fang restarted): start over with a full list.
@@ -268,7 +287,12 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
           const first = await reconcileTracked(list, { listedBefore });
           if (first.plan.contested.length === 0 || options.dryRun) return first;
           // The fang sees these flowing peers elsewhere than we reach them: ask the path itself.
-          const { answered, silent } = await probePeers(deps.driver, first.plan.contested, deps.triggerHandshakes, options.probeTimeoutMs);
+          // Silence means a dead path only from a peer that answers probes: one that
+          // reports to the fang runs a client; others keep their endpoint.
+          const reporting = new Set(list.peers.filter((entry) => entry.listenPort !== undefined).map((entry) => entry.publicKey));
+          const targets = first.plan.contested.filter((target) => reporting.has(target.publicKey));
+          if (targets.length === 0) return first;
+          const { answered, silent } = await probePeers(deps.driver, targets, deps.triggerHandshakes, options.probeTimeoutMs);
           logger.debug('peers-probed', { answered: answered.size, silent: silent.size });
           return silent.size > 0 ? reconcileTracked(list, { silent }) : first;
         });
@@ -288,7 +312,8 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         failures = 0;
         lastSync = nowSeconds();
         publish();
-        if (!pushing) delay = options.intervalMs;
+        // Even a fang that answers every wait at once gets at most four rounds a second.
+        delay = pushing ? options.minRoundGapMs ?? MIN_ROUND_GAP_MS : options.intervalMs;
       } catch (error) {
         if (options.signal.aborted) break;
         failures++;

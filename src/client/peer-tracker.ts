@@ -103,6 +103,9 @@ export class PeerTracker {
     // Peers the plan adds are not in `device` yet, but they are there now.
     const present = new Set([...device.peers.map((peer) => peer.publicKey), ...plan.changes.map((change) => change.publicKey)]);
     for (const key of [...this.relayed.keys()]) if (!present.has(key)) this.relayed.delete(key);
+    // A peer gone from the interface is no longer ours: recreated by the user, it is theirs.
+    for (const key of [...this.added]) if (!present.has(key)) this.added.delete(key);
+    for (const map of [this.rx, this.trying]) for (const key of [...map.keys()]) if (!present.has(key)) map.delete(key);
   }
 
   /**

@@ -31,7 +31,8 @@ export class ProbeResponder {
       if (this.sockets.has(host) || address.zone !== undefined || (address.family === 6 && address.value >> 118n === 0x3fan)) continue;
       const socket = createSocket({ type: address.family === 4 ? 'udp4' : 'udp6', reuseAddr: false });
       socket.on('message', (message, remote) => {
-        if (message.length <= MAX_ECHO_BYTES) socket.send(message, remote.port, remote.address);
+        // Never answer another responder: two of them would echo one datagram forever.
+        if (message.length <= MAX_ECHO_BYTES && remote.port !== PROBE_PORT) socket.send(message, remote.port, remote.address);
       });
       try {
         await new Promise<void>((resolve, reject) => {

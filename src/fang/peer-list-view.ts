@@ -37,11 +37,16 @@ export function buildPeerList(
   /** What each peer last reported about itself (POST /v1/report). */
   reports: ReadonlyMap<WireGuardKey, PeerReport> = new Map(),
 ): PeerList {
+  // Who saw whom, gathered once: per entry it would cost peers × reports.
+  const seenBy = new Map<WireGuardKey, { publicKey: WireGuardKey; endpoint: PeerReport['seen'][number]['endpoint'] }[]>();
+  for (const [by, report] of reports) {
+    for (const seen of report.seen) seenBy.set(seen.publicKey, [...(seenBy.get(seen.publicKey) ?? []), { publicKey: by, endpoint: seen.endpoint }]);
+  }
   if (device.publicKey === null) throw new Error('the fang interface has no key');
   return {
     version: PEER_LIST_VERSION,
     fang: { publicKey: device.publicKey },
-    you: { publicKey: asker.publicKey, endpoint: asker.endpoint, ...seenByOf(asker.publicKey, reports) },
+    you: { publicKey: asker.publicKey, endpoint: asker.endpoint, ...(seenBy.get(asker.publicKey) ? { seenBy: seenBy.get(asker.publicKey)! } : {}) },
     ...(revision !== undefined ? { revision } : {}),
     ...(delta ? { since: delta.since, removed: [...delta.removed].filter((key) => key !== asker.publicKey) } : {}),
     peers: device.peers
@@ -51,22 +56,18 @@ export function buildPeerList(
         endpoint: peer.endpoint,
         allowedIps: peer.allowedIps,
         latestHandshake: peer.latestHandshake,
-        ...reportedFields(peer.publicKey, reports),
+        ...reportedFields(peer.publicKey, reports, seenBy),
       })),
   };
 }
 
 /** The fields of an entry that come from reports: the peer's own, and what others saw of it. */
-function reportedFields(key: WireGuardKey, reports: ReadonlyMap<WireGuardKey, PeerReport>): Partial<PeerListEntry> {
+function reportedFields(key: WireGuardKey, reports: ReadonlyMap<WireGuardKey, PeerReport>, seenBy: ReadonlyMap<WireGuardKey, PeerListEntry['seenBy']>): Partial<PeerListEntry> {
   const own = reports.get(key);
+  const seen = seenBy.get(key);
   return {
     ...(own ? { listenPort: own.listenPort, candidates: own.candidates } : {}),
     ...(own?.punchRequests?.length ? { punchRequests: own.punchRequests } : {}),
-    ...seenByOf(key, reports),
+    ...(seen ? { seenBy: seen } : {}),
   };
-}
-
-function seenByOf(key: WireGuardKey, reports: ReadonlyMap<WireGuardKey, PeerReport>): { seenBy?: PeerListEntry['seenBy'] } {
-  const seenBy = [...reports].flatMap(([by, report]) => report.seen.filter((s) => s.publicKey === key).map((s) => ({ publicKey: by, endpoint: s.endpoint })));
-  return seenBy.length ? { seenBy } : {};
 }

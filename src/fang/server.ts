@@ -25,6 +25,9 @@ export interface FangServerOptions {
   readonly watchIntervalMs?: number;
 }
 
+/** Long polls held at once for one peer; more are answered at once. */
+const MAX_WAITS_PER_PEER = 4;
+
 /** Longest `wait` a client may ask for, in seconds. */
 export const MAX_WAIT_SECONDS = 60;
 
@@ -72,6 +75,8 @@ function optionalInteger(text: string | null, min: number, max: number): number 
  */
 export async function startFangServer(options: FangServerOptions): Promise<FangServer> {
   const { driver, logger } = options;
+  /** Long polls held per peer: one peer may not take every connection. */
+  const waitingBy = new Map<WireGuardKey, number>();
   const view = new SharedDeviceView(driver, options.deviceMaxAgeMs ?? 200);
   const watch = new PeerWatch(view, options.watchIntervalMs ?? 250, (error) =>
     logger.error('interface-read-failed', { error: describeError(error) }),
@@ -120,11 +125,19 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       logger.warn('request-refused', { source: sourceText, path, reason: "source is in no peer's allowed IPs" });
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
     }
-    if (since !== undefined && wait) {
+    const holding = waitingBy.get(asker.publicKey) ?? 0;
+    if (since !== undefined && wait && holding < MAX_WAITS_PER_PEER) {
       // Long poll: hold the request until a peer changes, the wait ends or the asker hangs up.
       const hangUp = new AbortController();
       response.on('close', () => hangUp.abort());
-      await watch.waitForChange(since, wait * 1000, hangUp.signal);
+      waitingBy.set(asker.publicKey, holding + 1);
+      try {
+        await watch.waitForChange(since, wait * 1000, hangUp.signal);
+      } finally {
+        const left = (waitingBy.get(asker.publicKey) ?? 1) - 1;
+        if (left > 0) waitingBy.set(asker.publicKey, left);
+        else waitingBy.delete(asker.publicKey);
+      }
       if (hangUp.signal.aborted) return;
       current = await watch.refresh();
       // The asker itself may have moved while it waited: report its endpoint as it is now.
@@ -139,25 +152,47 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
 
   /** The latest report of each peer, by key; lost on restart (clients report again on a full list). */
   const reports = new Map<WireGuardKey, PeerReport>();
+  // A report wakes every waiting client; one reporter may do that at most once a second.
+  const lastTouch = new Map<WireGuardKey, number>();
+  const pendingTouch = new Map<WireGuardKey, { keys: Set<WireGuardKey>; timer: NodeJS.Timeout }>();
+  const touchSoon = (reporter: WireGuardKey, keys: readonly WireGuardKey[]) => {
+    const pending = pendingTouch.get(reporter);
+    if (pending) {
+      for (const key of keys) pending.keys.add(key);
+      return;
+    }
+    const wait = 1000 - (Date.now() - (lastTouch.get(reporter) ?? 0));
+    const fire = (all: readonly WireGuardKey[]) => {
+      pendingTouch.delete(reporter);
+      lastTouch.set(reporter, Date.now());
+      watch.touch(all);
+    };
+    if (wait <= 0) return fire(keys);
+    const entry = { keys: new Set(keys), timer: setTimeout(() => fire([...entry.keys]), wait) };
+    pendingTouch.set(reporter, entry);
+  };
 
   const receiveReport = async (request: IncomingMessage, source: IpAddress | undefined, reply: (status: number, body: string) => void): Promise<void> => {
-    let text: string;
-    try {
-      text = await readBody(request, PEER_LIST_LIMITS.maxReportBytes);
-    } catch (error) {
-      return reply(413, `${(error as Error).message}\n`);
-    }
+    // Who asks is settled before a byte of the body is read.
     let device;
     try {
       ({ device } = await watch.refresh());
     } catch (error) {
+      request.resume();
       logger.error('interface-read-failed', { error: describeError(error) });
       return reply(503, 'the fang cannot read its WireGuard interface right now\n');
     }
     const asker = source ? identifyAsker(device, unmapIpv4(source)) : undefined;
     if (!asker) {
+      request.resume();
       logger.warn('request-refused', { source: request.socket.remoteAddress, path: REPORT_PATH, reason: "source is in no peer's allowed IPs" });
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
+    }
+    let text: string;
+    try {
+      text = await readBody(request, PEER_LIST_LIMITS.maxReportBytes);
+    } catch (error) {
+      return reply(413, `${(error as Error).message}\n`);
     }
     let report: PeerReport;
     try {
@@ -172,7 +207,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const ours = (key: WireGuardKey) => known.has(key) && key !== asker.publicKey;
     report = {
       ...report,
-      seen: report.seen.filter((s) => ours(s.publicKey)),
+      seen: [...new Map(report.seen.filter((s) => ours(s.publicKey)).map((s) => [s.publicKey, s])).values()],
       ...(report.punchRequests ? { punchRequests: report.punchRequests.filter((r) => ours(r.publicKey)) } : {}),
     };
     reports.set(asker.publicKey, report);
@@ -180,7 +215,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const text2 = JSON.stringify(serializePeerReport(report));
     if (!before || JSON.stringify(serializePeerReport(before)) !== text2) {
       logger.debug('report-received', { peer: asker.publicKey, candidates: report.candidates.length, seen: report.seen.length });
-      watch.touch([asker.publicKey, ...report.seen.map((s) => s.publicKey), ...(before?.seen.map((s) => s.publicKey) ?? [])]);
+      touchSoon(asker.publicKey, [asker.publicKey, ...report.seen.map((s) => s.publicKey), ...(before?.seen.map((s) => s.publicKey) ?? [])]);
     }
     return reply(204, '');
   };
@@ -229,6 +264,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     close: () =>
       new Promise<void>((resolve) => {
         watch.close();
+        for (const pending of pendingTouch.values()) clearTimeout(pending.timer);
         server.close(() => resolve());
         server.closeAllConnections();
       }),

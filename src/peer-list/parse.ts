@@ -67,6 +67,10 @@ export function parsePeerList(body: unknown): ParsedPeerList {
     removed = body.removed as string[];
   }
 
+  const total = body.peers.reduce((sum: number, item: unknown) => sum + (isRecord(item) && Array.isArray(item.allowedIps) ? item.allowedIps.length : 0), 0);
+  if (total > PEER_LIST_LIMITS.maxAllowedIpsTotal) {
+    throw malformed('peers', `${total} allowed IPs in all, more than the limit of ${PEER_LIST_LIMITS.maxAllowedIpsTotal}`);
+  }
   const peers: PeerListEntry[] = [];
   const rejected: RejectedEntry[] = [];
   const seen = new Set<string>();

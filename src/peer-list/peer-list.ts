@@ -82,6 +82,8 @@ export interface RejectedEntry {
 export const PEER_LIST_LIMITS = {
   maxPeers: 4096,
   maxAllowedIpsPerPeer: 256,
+  /** Allowed IPs in the whole list: planning cost grows with it. */
+  maxAllowedIpsTotal: 16384,
   maxCandidates: 16,
   /** Largest report body the fang reads, in bytes. */
   maxReportBytes: 256 * 1024,

@@ -11,6 +11,7 @@ import {
 } from '../ip/address';
 import type { PeerList } from '../peer-list/peer-list';
 import { chooseEndpoint } from './candidates';
+import { PrefixIndex } from './prefix-index';
 import type { DeviceState, PeerChange, PeerState } from '../wireguard/device-state';
 import { shortKey, type WireGuardKey } from '../wireguard/key';
 
@@ -123,23 +124,24 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
   const fangPeer = localPeers.get(policy.fangPublicKey);
   const fangRange = fangPeer?.allowedIps ?? [];
   // Prefixes routed to peers other than the fang: a new peer may not take any of them.
-  const claimed: { prefix: IpPrefix; owner: WireGuardKey }[] = current.peers
-    .filter((peer) => peer.publicKey !== policy.fangPublicKey)
-    .flatMap((peer) => peer.allowedIps.map((prefix) => ({ prefix, owner: peer.publicKey })));
+  const claimed = new PrefixIndex<WireGuardKey>();
+  for (const peer of current.peers) {
+    if (peer.publicKey !== policy.fangPublicKey) for (const prefix of peer.allowedIps) claimed.add(prefix, peer.publicKey);
+  }
   // A relayed peer routes nothing here, yet what the fang lists for it stays its own,
   // as it was when it was added: no other peer may take it while it is relayed.
   for (const entry of list.peers) {
     const local = localPeers.get(entry.publicKey);
     if (!local || local.publicKey === policy.fangPublicKey || local.allowedIps.length > 0) continue;
     for (const prefix of entry.allowedIps) {
-      if (!whyRefused(prefix, fangRange, policy.serverAddress, claimed)) claimed.push({ prefix, owner: entry.publicKey });
+      if (!whyRefused(prefix, fangRange, policy.serverAddress, claimed, entry.publicKey)) claimed.add(prefix, entry.publicKey);
     }
   }
   const accept = (prefixes: readonly IpPrefix[], owner: WireGuardKey) => {
     const accepted: IpPrefix[] = [];
     const refused: { prefix: string; reason: string }[] = [];
     for (const prefix of prefixes) {
-      const reason = whyRefused(prefix, fangRange, policy.serverAddress, claimed.filter((c) => c.owner !== owner));
+      const reason = whyRefused(prefix, fangRange, policy.serverAddress, claimed, owner);
       if (reason) refused.push({ prefix: formatPrefix(prefix), reason });
       else accepted.push(prefix);
     }
@@ -196,8 +198,11 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
         // The fang used to see the peer where we reach it, and now sees it elsewhere: it moved.
         const before = listedBefore?.get(local.publicKey);
         const moved = before !== undefined && before !== null && endpointEquals(before, local.endpoint);
-        if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered && !moved) {
-          skip(`traffic is flowing (last heard ${age}s ago); keeping endpoint ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'}`);
+        // Flowing traffic keeps its endpoint, also when the fang saw the peer move:
+        // the caller probes the current path first (`contested`), and only a peer
+        // that stays silent (`silent`) is re-pointed.
+        if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered) {
+          skip(`traffic is flowing (last heard ${age}s ago)${moved ? ', though the fang saw it move' : ''}; keeping endpoint ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'} until a probe says otherwise`);
           if (local.allowedIps[0]) contested.push({ publicKey: local.publicKey, probeAddress: firstHost(local.allowedIps[0]) });
           continue;
         }
@@ -229,7 +234,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
             skip('relayed through the fang; its allowed IPs cannot be taken back (' + refused.map((r) => `${r.prefix}: ${r.reason}`).join('; ') + ')', 'refused');
             continue;
           }
-          for (const prefix of accepted) claimed.push({ prefix, owner: entry.publicKey });
+          for (const prefix of accepted) claimed.add(prefix, entry.publicKey);
           changes.push({
             kind: 'direct-again',
             publicKey: entry.publicKey,
@@ -246,7 +251,10 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       }
       const trying = tryingSince?.get(local.publicKey);
       // Only what the fang routes to the peer can be relayed, and only what it lists can be given back.
-      if (policy.relayAfterSeconds !== undefined && trying !== undefined && local.allowedIps.length > 0 && entry.allowedIps.length > 0 && local.latestHandshake < trying && nowSeconds - trying >= policy.relayAfterSeconds) {
+      // Only a peer this client added is relayed: taking allowed IPs off one the user
+      // configured could not be undone exactly.
+      const ours = observations.addedByUs === undefined || observations.addedByUs.has(local.publicKey);
+      if (ours && policy.relayAfterSeconds !== undefined && trying !== undefined && local.allowedIps.length > 0 && entry.allowedIps.length > 0 && local.latestHandshake < trying && nowSeconds - trying >= policy.relayAfterSeconds) {
         changes.push({
           kind: 'relay',
           publicKey: entry.publicKey,
@@ -266,7 +274,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       skip(`no allowed IP can be accepted (${detail})`, 'refused');
       continue;
     }
-    for (const prefix of accepted) claimed.push({ prefix, owner: entry.publicKey });
+    for (const prefix of accepted) claimed.add(prefix, entry.publicKey);
     // When relaying is on, a new peer starts relayed: its traffic keeps going through
     // the fang (which already carries it) until a direct handshake proves the path,
     // so a NAT that defeats the punch never blackholes it.
@@ -287,6 +295,8 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
     const listed = new Set(list.peers.map((entry) => entry.publicKey));
     for (const peer of current.peers) {
       if (peer.publicKey === policy.fangPublicKey || listed.has(peer.publicKey) || !observations.addedByUs.has(peer.publicKey)) continue;
+      // A peer that routes anything outside the overlay is the user's, whoever added it.
+      if (peer.allowedIps.some((prefix) => !fangRange.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length))) continue;
       changes.push({
         kind: 'remove-peer',
         publicKey: peer.publicKey,
@@ -301,16 +311,14 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
   return { changes, skipped, contested };
 }
 
-function prefixesOverlap(a: IpPrefix, b: IpPrefix): boolean {
-  return prefixCovers(a, b) || prefixCovers(b, a);
-}
-
 /** Why a listed prefix may not be routed to a new peer, or undefined when it may. */
 function whyRefused(
   prefix: IpPrefix,
   fangRange: readonly IpPrefix[],
   serverAddress: IpAddress,
-  claimed: readonly { prefix: IpPrefix; owner: WireGuardKey }[],
+  claimed: PrefixIndex<WireGuardKey>,
+  /** The peer asking: its own earlier claims are no clash. */
+  owner: WireGuardKey,
 ): string | undefined {
   // Strictly inside: an equal prefix would be moved off the fang peer by WireGuard.
   if (fangRange.some((outer) => outer.length === prefix.length && outer.address.value === prefix.address.value && outer.address.family === prefix.address.family)) {
@@ -320,7 +328,7 @@ function whyRefused(
     return `outside the fang peer's allowed IPs (${fangRange.map(formatPrefix).join(', ') || 'none'})`;
   }
   if (prefixContainsIp(prefix, serverAddress)) return "contains the fang server's address";
-  const clash = claimed.find((c) => prefixesOverlap(c.prefix, prefix));
-  if (clash) return `overlaps ${formatPrefix(clash.prefix)} of peer ${shortKey(clash.owner)}`;
+  const clash = claimed.findOverlap(prefix);
+  if (clash && clash.owner !== owner) return `overlaps ${formatPrefix(clash.prefix)} of peer ${shortKey(clash.owner)}`;
   return undefined;
 }

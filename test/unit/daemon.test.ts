@@ -187,7 +187,8 @@ describe('runClientDaemon', () => {
       version: 1,
       fang: { publicKey: FANG },
       you: { publicKey: SELF, endpoint: '203.0.113.1:40000' },
-      peers: [{ publicKey: PEER, endpoint: '203.0.113.3:2', allowedIps: ['10.10.10.3/32'], latestHandshake: NOW_SECONDS - 1 }],
+      // listenPort: the peer reports, so it runs a client that answers probes.
+      peers: [{ publicKey: PEER, endpoint: '203.0.113.3:2', allowedIps: ['10.10.10.3/32'], latestHandshake: NOW_SECONDS - 1, listenPort: 51820 }],
       ...extra,
     };
   }
@@ -217,6 +218,7 @@ describe('runClientDaemon', () => {
     waitSeconds: 0,
     heartbeatMs: 0,
     probeTimeoutMs: 100,
+    minRoundGapMs: 0,
     localCheckMs: 0,
     signal,
     ...extra,

@@ -660,6 +660,9 @@ describe('fang server: POST /v1/report', () => {
     assert.equal((await post(server.port, reportBody())).status, 204);
     assert.equal((await peersOf(server.port)).revision, r1, 'the same report again is no change');
     assert.equal((await post(server.port, reportBody({ ...REPORT, seen: [] }))).status, 204);
+    // One reporter wakes the others at most once a second: this change lands within it.
+    assert.equal(server.watch.revision, r1, 'not at once: the reporter changed something less than a second ago');
+    for (let i = 0; i < 60 && server.watch.revision === r1; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     assert.deepEqual([...(server.watch.changesSince(r1)?.changed ?? [])].sort(), [ASKER, OTHER].sort(), 'a peer no longer seen changes too');
   });
 

@@ -255,11 +255,17 @@ describe('PeerTracker.oneWay (we send, it does not answer)', () => {
 describe('PeerTracker: peers this client added', () => {
   test('added peers are remembered, handed to the planner, and forgotten once removed', () => {
     const tracker = new PeerTracker([B]);
-    tracker.record(before(), plan(change('add-peer', A, ['10.10.10.10/32'])), FANG, T);
+    tracker.record(before(relayedPeer(B)), plan(change('add-peer', A, ['10.10.10.10/32'])), FANG, T);
     assert.deepEqual(tracker.addedPeers().sort(), [A, B].sort());
     assert.deepEqual([...(tracker.observations().addedByUs ?? [])].sort(), [A, B].sort());
     tracker.record(before(routed(A), relayedPeer(B)), plan({ ...change('remove-peer', B), remove: true }), FANG, T + 1);
     assert.deepEqual(tracker.addedPeers(), [A]);
     assert.deepEqual(tracker.takeRepunches(T + 100), [], 'a peer removed this round is never punched (that would re-create it)');
   });
+});
+
+test('PeerTracker forgets a peer it added once it is gone from the interface (recreated by the user, it is theirs)', () => {
+  const tracker = new PeerTracker([A, B]);
+  tracker.record(before(routed(A)), plan(), FANG, T);
+  assert.deepEqual(tracker.addedPeers(), [A]);
 });

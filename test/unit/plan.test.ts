@@ -394,13 +394,17 @@ describe('planPeerChanges', () => {
     assert.deepEqual(planPeerChanges(after, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, { silent: new Set([OLD]) }).changes, []);
   });
 
-  test('a flowing peer the fang saw leave our endpoint has moved: re-pointed without a probe', () => {
+  test('a flowing peer the fang saw leave our endpoint is probed first, and re-pointed only if silent', () => {
     const current = baseDevice([], { latestHandshake: NOW_SECONDS - 10 });
     const listedBefore = new Map([[OLD, endpoint('198.51.100.3:51820')]]);
-    const plan = planPeerChanges(current, list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]), POLICY, NOW, { listedBefore });
-    assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', OLD, '203.0.113.3:6000']]);
-    assert.match(plan.changes[0]!.reason, /the peer moved: the fang saw it leave 198\.51\.100\.3:51820/);
-    assert.deepEqual(plan.contested, []);
+    const peers = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
+    const flowing = planPeerChanges(current, peers, POLICY, NOW, { listedBefore });
+    assert.deepEqual(flowing.changes, [], 'traffic is flowing: no change before a probe');
+    assert.deepEqual(flowing.contested.map((c) => c.publicKey), [OLD]);
+    assert.match(flowing.skipped[0]!.reason, /though the fang saw it move/);
+    const silent = planPeerChanges(current, peers, POLICY, NOW, { listedBefore, silent: new Set([OLD]) });
+    assert.deepEqual(silent.changes.map((c) => [c.kind, c.publicKey, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', OLD, '203.0.113.3:6000']]);
+    assert.match(silent.changes[0]!.reason, /the peer moved: the fang saw it leave 198\.51\.100\.3:51820/);
   });
 
   test('a flowing peer the fang listed elsewhere before (NAT shows it another port) is only contested', () => {
@@ -883,11 +887,11 @@ describe('planPeerChanges: relaying through the fang', () => {
       assert.match(plan.skipped[0]?.reason ?? '', /traffic is flowing/);
     });
 
-    test('silent to a probe, or seen leaving that endpoint: re-pointed to where the fang sees it', () => {
-      for (const observations of [{ ...relayed20s, silent: new Set([OLD]) }, { ...relayed20s, listedBefore: new Map([[OLD, endpoint(ROAMED)]]) }]) {
-        const plan = planPeerChanges(roamed(NOW_SECONDS - 3), peerList, RELAYING, NOW, observations);
-        assert.deepEqual(plan.changes.map((c) => [c.kind, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', AT_OLD]]);
-      }
+    test('silent to a probe: re-pointed to where the fang sees it; seen leaving that endpoint alone is not enough', () => {
+      const silent = planPeerChanges(roamed(NOW_SECONDS - 3), peerList, RELAYING, NOW, { ...relayed20s, silent: new Set([OLD]) });
+      assert.deepEqual(silent.changes.map((c) => [c.kind, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', AT_OLD]]);
+      const moved = planPeerChanges(roamed(NOW_SECONDS - 3), peerList, RELAYING, NOW, { ...relayed20s, listedBefore: new Map([[OLD, endpoint(ROAMED)]]) });
+      assert.deepEqual(moved.changes, []);
     });
 
     test('relaying off (--once): left as it is', () => {
