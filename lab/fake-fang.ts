@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 
 const [host, portText, mode, bodyFile] = process.argv.slice(2);
 const body = bodyFile ? readFileSync(bodyFile) : Buffer.from('{}');
-const server = createServer((request, response) => {
+const server = createServer((_request, response) => {
   if (mode === 'silent') return;
   if (mode === 'slow') {
     response.writeHead(200, { 'content-type': 'application/json' });

@@ -1,4 +1,4 @@
-import { fetchPeerList } from '../client/fetch-peer-list';
+import { fetchPeerList, MAX_REPLY_BYTES } from '../client/fetch-peer-list';
 import { readLiveState, stateFilePath } from '../client/state-file';
 import { describeError } from '../errors';
 import { formatEndpoint } from '../ip/address';
@@ -65,7 +65,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   let list: PeerList | undefined;
   if (server) {
     try {
-      list = parsePeerList(await fetchPeerList({ server: server.address, port: server.port, timeoutMs: 2000, maxBytes: 4 << 20 })).list;
+      list = parsePeerList(await fetchPeerList({ server: server.address, port: server.port, timeoutMs: 2000, maxBytes: MAX_REPLY_BYTES })).list;
       notes.push(...listenPortClashes(list, device.publicKey ?? '', device.listenPort));
     } catch (error) {
       notes.push(`the fang did not answer (${describeError(error)}): NAT diagnosis unavailable`);

@@ -5,6 +5,8 @@ import type { PeerList } from '../peer-list/peer-list';
 import type { DeviceState, PeerChange } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 import { PeerTracker } from './peer-tracker';
+
+export { ActivityTracker } from './peer-tracker';
 import { probePeers } from './probe';
 import { acceptReply, reconcile, sendReportQuietly, type SyncDeps, type SyncOptions, type SyncResult } from './sync';
 
@@ -52,27 +54,6 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done);
   });
-}
-
-/**
- * Remembers when each peer's rx counter last grew, so a peer that receives
- * traffic but has not rekeyed recently still counts as flowing.
- */
-export class ActivityTracker {
-  private readonly seen = new Map<WireGuardKey, { rx: number; heardAt: number }>();
-
-  observe(device: DeviceState, nowSeconds: number): void {
-    for (const peer of device.peers) {
-      const before = this.seen.get(peer.publicKey);
-      const grew = before !== undefined && peer.rxBytes > before.rx;
-      this.seen.set(peer.publicKey, { rx: peer.rxBytes, heardAt: grew ? nowSeconds : before?.heardAt ?? 0 });
-    }
-  }
-
-  /** Unix seconds each peer was last seen receiving; 0 when not seen since start. */
-  snapshot(): Map<WireGuardKey, number> {
-    return new Map([...this.seen].map(([key, value]) => [key, value.heardAt]));
-  }
 }
 
 /** Retry delay after `failures` failures in a row: doubling from 1 s up to the interval, with jitter. */

@@ -1,7 +1,8 @@
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
+import type { InterfaceTable } from '../fang/listen-address';
 import { parseIp, parsePrefix, type Endpoint, type IpPrefix } from '../ip/address';
 
-export type InterfaceTable = NodeJS.Dict<NetworkInterfaceInfo[]>;
+export type { InterfaceTable } from '../fang/listen-address';
 
 function usable(info: NetworkInterfaceInfo): boolean {
   // Loopback and link-local addresses mean nothing to another machine.

@@ -3,6 +3,42 @@ import { repunchDue } from '../plan/relay';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 
+/**
+ * Remembers when each peer's rx and tx counters last grew, so a peer that
+ * receives traffic but has not rekeyed recently still counts as flowing, and
+ * a peer we send to that stopped answering can be told apart.
+ */
+export class ActivityTracker {
+  private readonly seen = new Map<WireGuardKey, { rx: number; heardAt: number; tx: number; sentAt: number }>();
+
+  observe(device: DeviceState, nowSeconds: number): void {
+    for (const peer of device.peers) {
+      const before = this.seen.get(peer.publicKey);
+      this.seen.set(peer.publicKey, {
+        rx: peer.rxBytes,
+        heardAt: before !== undefined && peer.rxBytes > before.rx ? nowSeconds : before?.heardAt ?? 0,
+        tx: peer.txBytes,
+        sentAt: before !== undefined && peer.txBytes > before.tx ? nowSeconds : before?.sentAt ?? 0,
+      });
+    }
+  }
+
+  /** Unix seconds each peer was last seen receiving; 0 when not seen since start. */
+  snapshot(): Map<WireGuardKey, number> {
+    return new Map([...this.seen].map(([key, value]) => [key, value.heardAt]));
+  }
+
+  /** When a peer last sent to us (`heardAt`) and we to it (`sentAt`), unix seconds, 0 for not seen. */
+  get(key: WireGuardKey): { heardAt: number; sentAt: number } | undefined {
+    return this.seen.get(key);
+  }
+
+  /** Drops peers no longer on the interface. */
+  forgetAllBut(keys: ReadonlySet<WireGuardKey>): void {
+    for (const key of [...this.seen.keys()]) if (!keys.has(key)) this.seen.delete(key);
+  }
+}
+
 /** A session older than this carries no traffic (WireGuard's REJECT_AFTER_TIME). */
 const SESSION_SECONDS = 180;
 
@@ -13,7 +49,7 @@ const SESSION_SECONDS = 180;
  * makes every decision from it.
  */
 export class PeerTracker {
-  private readonly rx = new Map<WireGuardKey, { rx: number; heardAt: number; tx: number; sentAt: number }>();
+  private readonly traffic = new ActivityTracker();
   private readonly trying = new Map<WireGuardKey, number>();
   private readonly relayed = new Map<WireGuardKey, { since: number; punches: number; lastPunch: number }>();
   /** Peers this client added (and may remove again); kept across restarts in the state file. */
@@ -47,7 +83,7 @@ export class PeerTracker {
 
   observations(): PlanObservations {
     return {
-      activity: new Map([...this.rx].map(([key, value]) => [key, value.heardAt])),
+      activity: this.traffic.snapshot(),
       tryingSince: new Map(this.trying),
       relayedSince: new Map([...this.relayed].map(([key, value]) => [key, value.since])),
       addedByUs: new Set(this.added),
@@ -56,17 +92,9 @@ export class PeerTracker {
 
   /** Notes what a reconcile saw and did. `fangKey` is never tracked. */
   record(device: DeviceState, plan: Plan, fangKey: WireGuardKey, nowSeconds: number): void {
+    this.traffic.observe({ ...device, peers: device.peers.filter((peer) => peer.publicKey !== fangKey) }, nowSeconds);
     for (const peer of device.peers) {
       if (peer.publicKey === fangKey) continue;
-      const before = this.rx.get(peer.publicKey);
-      const grew = before !== undefined && peer.rxBytes > before.rx;
-      const sent = before !== undefined && peer.txBytes > before.tx;
-      this.rx.set(peer.publicKey, {
-        rx: peer.rxBytes,
-        heardAt: grew ? nowSeconds : before?.heardAt ?? 0,
-        tx: peer.txBytes,
-        sentAt: sent ? nowSeconds : before?.sentAt ?? 0,
-      });
       // Only a peer with a keepalive is stuck without a handshake: one without may just be idle.
       const stuck =
         peer.endpoint !== null && peer.persistentKeepalive !== null && (peer.latestHandshake === 0 || nowSeconds - peer.latestHandshake > SESSION_SECONDS);
@@ -105,7 +133,8 @@ export class PeerTracker {
     for (const key of [...this.relayed.keys()]) if (!present.has(key)) this.relayed.delete(key);
     // A peer gone from the interface is no longer ours: recreated by the user, it is theirs.
     for (const key of [...this.added]) if (!present.has(key)) this.added.delete(key);
-    for (const map of [this.rx, this.trying]) for (const key of [...map.keys()]) if (!present.has(key)) map.delete(key);
+    this.traffic.forgetAllBut(present);
+    for (const key of [...this.trying.keys()]) if (!present.has(key)) this.trying.delete(key);
   }
 
   /**
@@ -116,7 +145,7 @@ export class PeerTracker {
   oneWay(device: DeviceState, fangKey: WireGuardKey, nowSeconds: number): WireGuardKey[] {
     return device.peers
       .filter((peer) => {
-        const state = this.rx.get(peer.publicKey);
+        const state = this.traffic.get(peer.publicKey);
         if (peer.publicKey === fangKey || !peer.endpoint || peer.allowedIps.length === 0 || !state || state.sentAt === 0) return false;
         const heard = Math.max(state.heardAt, peer.latestHandshake);
         return nowSeconds - state.sentAt <= 3 && state.sentAt - heard >= 2 && nowSeconds - heard >= 3;

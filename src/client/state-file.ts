@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** What a running client daemon publishes for `snakebite status`. */
@@ -28,10 +28,6 @@ export function writeState(path: string, state: ClientState): void {
   const temp = `${path}.${process.pid}.tmp`;
   writeFileSync(temp, `${JSON.stringify(state)}\n`, { mode: 0o644 });
   renameSync(temp, path);
-}
-
-export function removeState(path: string): void {
-  rmSync(path, { force: true });
 }
 
 /** The state of a daemon that still runs, or undefined (none, unreadable, or its process is gone). */

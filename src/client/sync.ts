@@ -70,9 +70,16 @@ export function acceptReply(body: unknown, logger: Logger): { list: PeerList; re
  * in one batch, punches, and logs each change. Throws (changing nothing) when
  * the interface or the fang is not usable.
  */
-export async function reconcile(deps: SyncDeps, options: SyncOptions, list: PeerList, observations: Observations = {}): Promise<SyncResult> {
+export async function reconcile(
+  deps: SyncDeps,
+  options: SyncOptions,
+  list: PeerList,
+  observations: Observations = {},
+  /** The interface as just read, when the caller has it; read here otherwise. */
+  readAlready?: DeviceState,
+): Promise<SyncResult> {
   const { driver, logger } = deps;
-  const device = await driver.readDevice();
+  const device = readAlready ?? (await driver.readDevice());
   const fangPeer = findFangPeer(device, options.serverAddress);
   if (list.fang.publicKey !== fangPeer.publicKey) {
     throw new SnakebiteError(
@@ -139,7 +146,7 @@ export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: 
   const fangPeer = findFangPeer(device, options.serverAddress);
   await sendReportQuietly(deps, device, fangPeer.publicKey);
   const { list, rejected } = acceptReply(await deps.fetchPeerList(), deps.logger);
-  const result = await reconcile(deps, options, list, activity ? { activity } : {});
+  const result = await reconcile(deps, options, list, activity ? { activity } : {}, device);
   return { ...result, rejected };
 }
 

@@ -212,8 +212,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     };
     reports.set(asker.publicKey, report);
     for (const key of reports.keys()) if (!known.has(key)) reports.delete(key);
-    const text2 = JSON.stringify(serializePeerReport(report));
-    if (!before || JSON.stringify(serializePeerReport(before)) !== text2) {
+    if (!before || JSON.stringify(serializePeerReport(before)) !== JSON.stringify(serializePeerReport(report))) {
       logger.debug('report-received', { peer: asker.publicKey, candidates: report.candidates.length, seen: report.seen.length });
       touchSoon(asker.publicKey, [asker.publicKey, ...report.seen.map((s) => s.publicKey), ...(before?.seen.map((s) => s.publicKey) ?? [])]);
     }

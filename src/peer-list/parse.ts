@@ -13,6 +13,12 @@ function malformed(path: string, what: string): SnakebiteError {
   return new SnakebiteError('SB_REPLY_MALFORMED', `peer list: ${path}: ${what}`, 'the fang server sent a reply this client cannot use; check that both run the same Snakebite version');
 }
 
+/** `"peers[1].listenPort: expected …"` as its path and its reason. */
+function fieldError(text: string): [string, string] {
+  const colon = text.indexOf(': ');
+  return [text.slice(0, colon), text.slice(colon + 2)];
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -51,7 +57,7 @@ export function parsePeerList(body: unknown): ParsedPeerList {
   const youEndpoint = parseEndpointField(body.you.endpoint);
   if (typeof youEndpoint === 'string') throw malformed('you.endpoint', youEndpoint);
   const youSeenBy = body.you.seenBy === undefined ? undefined : parseSeen(body.you.seenBy, 'you.seenBy');
-  if (typeof youSeenBy === 'string') throw malformed(youSeenBy.split(':')[0]!, youSeenBy.slice(youSeenBy.indexOf(':') + 2));
+  if (typeof youSeenBy === 'string') throw malformed(...fieldError(youSeenBy));
   if (!Array.isArray(body.peers)) throw malformed('peers', `expected an array, got ${show(body.peers)}`);
   if (body.peers.length > PEER_LIST_LIMITS.maxPeers) {
     throw malformed('peers', `${body.peers.length} entries, more than the limit of ${PEER_LIST_LIMITS.maxPeers}`);
@@ -133,7 +139,7 @@ function parseEntry(item: unknown, path: string): PeerListEntry | RejectedEntry 
     return reject('latestHandshake', `expected unix seconds (0 for never), got ${show(latestHandshake)}`);
   }
   const extras = parseExtras(item);
-  if (typeof extras === 'string') return reject(extras.split(':')[0]!, extras.slice(extras.indexOf(':') + 2));
+  if (typeof extras === 'string') return reject(...fieldError(extras));
   return { publicKey, endpoint, allowedIps, latestHandshake, ...extras };
 }
 
@@ -212,11 +218,11 @@ export function parsePeerReport(body: unknown): PeerReport {
   const listenPort = parsePort(body.listenPort);
   if (listenPort === undefined) throw malformed('listenPort', `expected a port from 1 to 65535, got ${show(body.listenPort)}`);
   const candidates = parseEndpointList(body.candidates ?? [], 'candidates', PEER_LIST_LIMITS.maxCandidates);
-  if (typeof candidates === 'string') throw malformed(candidates.split(':')[0]!, candidates.slice(candidates.indexOf(':') + 2));
+  if (typeof candidates === 'string') throw malformed(...fieldError(candidates));
   const seen = parseSeen(body.seen ?? [], 'seen');
-  if (typeof seen === 'string') throw malformed(seen.split(':')[0]!, seen.slice(seen.indexOf(':') + 2));
+  if (typeof seen === 'string') throw malformed(...fieldError(seen));
   if (body.punchRequests === undefined) return { listenPort, candidates, seen };
   const punchRequests = parsePunchRequests(body.punchRequests, 'punchRequests');
-  if (typeof punchRequests === 'string') throw malformed(punchRequests.split(':')[0]!, punchRequests.slice(punchRequests.indexOf(':') + 2));
+  if (typeof punchRequests === 'string') throw malformed(...fieldError(punchRequests));
   return { listenPort, candidates, seen, punchRequests };
 }

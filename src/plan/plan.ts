@@ -174,7 +174,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
     const local = localPeers.get(entry.publicKey);
     if (local) {
       // A peer routing anything outside the overlay (a site, a LAN) is the user's own business.
-      const outside = local.allowedIps.find((prefix) => !fangRange.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length));
+      const outside = local.allowedIps.find((prefix) => !strictlyInside(prefix, fangRange));
       if (outside) {
         skip(`its allowed IP ${formatPrefix(outside)} lies outside the fang peer's allowed IPs; not managed by Snakebite`);
         continue;
@@ -296,7 +296,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
     for (const peer of current.peers) {
       if (peer.publicKey === policy.fangPublicKey || listed.has(peer.publicKey) || !observations.addedByUs.has(peer.publicKey)) continue;
       // A peer that routes anything outside the overlay is the user's, whoever added it.
-      if (peer.allowedIps.some((prefix) => !fangRange.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length))) continue;
+      if (peer.allowedIps.some((prefix) => !strictlyInside(prefix, fangRange))) continue;
       changes.push({
         kind: 'remove-peer',
         publicKey: peer.publicKey,
@@ -309,6 +309,11 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
     }
   }
   return { changes, skipped, contested };
+}
+
+/** True when `prefix` lies inside one of `range`'s prefixes and is narrower than it (an equal one would move off its owner). */
+function strictlyInside(prefix: IpPrefix, range: readonly IpPrefix[]): boolean {
+  return range.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length);
 }
 
 /** Why a listed prefix may not be routed to a new peer, or undefined when it may. */
@@ -324,7 +329,7 @@ function whyRefused(
   if (fangRange.some((outer) => outer.length === prefix.length && outer.address.value === prefix.address.value && outer.address.family === prefix.address.family)) {
     return "equals the fang peer's allowed IP; WireGuard would move it off the fang peer";
   }
-  if (!fangRange.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length)) {
+  if (!strictlyInside(prefix, fangRange)) {
     return `outside the fang peer's allowed IPs (${fangRange.map(formatPrefix).join(', ') || 'none'})`;
   }
   if (prefixContainsIp(prefix, serverAddress)) return "contains the fang server's address";
