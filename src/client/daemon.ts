@@ -150,7 +150,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         await deps.driver.applyPeerChanges(changes);
         for (const key of due) logger.info('direct-retried', { peer: key, reason: 'relayed: trying the direct path again (keepalive off and on starts a handshake)' });
       }
-      if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint')) watchForHandshakes();
+      if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint' || c.kind === 'rebuild-peer')) watchForHandshakes();
     }
     return result;
   };

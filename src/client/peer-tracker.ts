@@ -159,6 +159,7 @@ export class PeerTracker {
           });
           break;
         case 'set-endpoint':
+        case 'rebuild-peer':
           this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
           break;
         case 'relay':

@@ -116,7 +116,7 @@ export async function reconcile(
   }
 
   if (!options.dryRun) await applyPlan(driver, plan, deps.triggerHandshakes);
-  const EVENTS = { 'add-peer': 'peer-added', 'set-endpoint': 'endpoint-set', relay: 'relay-started', 'direct-again': 'relay-ended', 'remove-peer': 'peer-removed' } as const;
+  const EVENTS = { 'add-peer': 'peer-added', 'set-endpoint': 'endpoint-set', 'rebuild-peer': 'peer-rebuilt', relay: 'relay-started', 'direct-again': 'relay-ended', 'remove-peer': 'peer-removed' } as const;
   for (const change of plan.changes) {
     logger.info(EVENTS[change.kind], {
       peer: change.publicKey,

@@ -97,6 +97,26 @@ export type PeerDecision =
       /** It routes nothing and has a keepalive: turning that off and on starts the handshake. */
       readonly kickKeepalive?: number;
     }
+  /**
+   * A peer that never had a handshake, re-created with exactly its
+   * configuration and the new endpoint in one batch: WireGuard already tried
+   * it (at interface-up, with no endpoint) and would wait 5 s to try again; a
+   * new peer tries at once. It has no session, so nothing is lost.
+   */
+  | {
+      readonly kind: 'rebuild';
+      readonly publicKey: WireGuardKey;
+      readonly endpoint: Endpoint;
+      readonly previous: Endpoint | null;
+      readonly via: Via;
+      /** Its allowed IPs, as they are. */
+      readonly allowedIps: readonly IpPrefix[];
+      /** Its keepalive, or the policy's when it had none. */
+      readonly keepalive: number;
+      /** Whether it has a preshared key, which the new peer keeps. */
+      readonly presharedKey: boolean;
+      readonly probeAddress: IpAddress | null;
+    }
   | { readonly kind: 'relay'; readonly publicKey: WireGuardKey; readonly endpoint: Endpoint; readonly triedSeconds: number; readonly previous: Endpoint | null }
   | {
       readonly kind: 'direct-again';
@@ -190,6 +210,8 @@ export function explain(decision: PeerDecision): string {
       return `new peer listed by the fang${viaText(decision.via)}${decision.relayFirst ? `; relayed through the fang until a direct handshake (allowed IPs ${decision.allowedIps.map(formatPrefix).join(',')})` : ''}`;
     case 'repoint':
       return explainRepoint(decision);
+    case 'rebuild':
+      return `no handshake yet${viaText(decision.via)}; re-created with its own configuration so WireGuard tries it at once (it tried ${decision.previous ? `${formatEndpoint(decision.previous)}` : 'with no endpoint'} already and would wait 5 s)`;
     case 'relay':
       return `no direct handshake within ${decision.triedSeconds}s of punching ${formatEndpoint(decision.endpoint)}; relaying through the fang`;
     case 'direct-again':

@@ -31,11 +31,12 @@ export interface Policy {
 
 /**
  * `add-peer`: a new peer; `set-endpoint`: an existing peer re-pointed;
+ * `rebuild-peer`: a never-handshaken peer re-created with its configuration and a new endpoint;
  * `relay`: its allowed IPs taken off so the fang carries its traffic;
  * `direct-again`: its allowed IPs given back after a direct handshake;
  * `remove-peer`: a peer this client added that the fang no longer lists.
  */
-export type ChangeKind = 'add-peer' | 'set-endpoint' | 'relay' | 'direct-again' | 'remove-peer';
+export type ChangeKind = 'add-peer' | 'set-endpoint' | 'rebuild-peer' | 'relay' | 'direct-again' | 'remove-peer';
 
 /** One change of the plan, with what it was before and why, for the log line. */
 export interface PlannedChange extends PeerChange {
@@ -171,6 +172,19 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
     if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered) {
       return { kind: 'contest', publicKey, heardSecondsAgo: age, endpoint: local.endpoint, moved, probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null };
     }
+    if (heard === 0 && local.latestHandshake === 0 && !moved && !unanswered) {
+      return {
+        kind: 'rebuild',
+        publicKey,
+        endpoint: target.endpoint,
+        previous: local.endpoint,
+        via,
+        allowedIps: local.allowedIps,
+        keepalive: local.persistentKeepalive ?? policy.keepaliveSeconds,
+        presharedKey: local.hasPresharedKey,
+        probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
+      };
+    }
     return {
       kind: 'repoint',
       publicKey,
@@ -280,6 +294,19 @@ export function changeFor(decision: PeerDecision): PlannedChange | undefined {
         previousEndpoint: decision.previous,
         probeAddress: decision.probeAddress,
         ...(decision.kickKeepalive !== undefined ? { kickKeepalive: decision.kickKeepalive } : {}),
+        refusedAllowedIps: [],
+      };
+    case 'rebuild':
+      return {
+        ...common,
+        kind: 'rebuild-peer',
+        recreate: true,
+        ...(decision.presharedKey ? { keepPresharedKey: true as const } : {}),
+        endpoint: decision.endpoint,
+        allowedIps: decision.allowedIps,
+        persistentKeepalive: decision.keepalive,
+        previousEndpoint: decision.previous,
+        probeAddress: decision.probeAddress,
         refusedAllowedIps: [],
       };
     case 'relay':

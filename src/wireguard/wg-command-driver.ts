@@ -4,6 +4,7 @@ import { SnakebiteError } from '../errors';
 import type { DeviceState, PeerChange } from './device-state';
 import { parseDump } from './dump-parser';
 import type { WireGuardDriver } from './driver';
+import { parsePresharedKeys, withKeyFiles } from './preshared-keys';
 
 export interface CommandResult {
   readonly stdout: string;
@@ -28,14 +29,23 @@ export const runCommand: CommandRunner = (file, args) =>
     );
   });
 
-/** The `wg set` arguments that apply all of `changes` in one call. */
-export function wgSetArguments(interfaceName: string, changes: readonly PeerChange[]): string[] {
+/**
+ * The `wg set` arguments that apply all of `changes` in one call.
+ * `presharedKeyFiles` names, for recreated peers that keep their preshared
+ * key, the file `wg` reads it from.
+ */
+export function wgSetArguments(interfaceName: string, changes: readonly PeerChange[], presharedKeyFiles: ReadonlyMap<string, string> = new Map()): string[] {
   const args = ['set', interfaceName];
   for (const change of changes) {
     args.push('peer', change.publicKey);
     if (change.remove) {
       args.push('remove');
       continue;
+    }
+    if (change.recreate) {
+      args.push('remove', 'peer', change.publicKey);
+      const file = change.keepPresharedKey ? presharedKeyFiles.get(change.publicKey) : undefined;
+      if (file) args.push('preshared-key', file);
     }
     if (change.endpoint) args.push('endpoint', formatEndpoint(change.endpoint));
     if (change.persistentKeepalive !== undefined) args.push('persistent-keepalive', String(change.persistentKeepalive));
@@ -85,10 +95,26 @@ export class WgCommandDriver implements WireGuardDriver {
 
   async applyPeerChanges(changes: readonly PeerChange[]): Promise<void> {
     if (changes.length === 0) return;
-    const args = wgSetArguments(this.interfaceName, changes);
+    const secrets = changes.some((c) => c.recreate && c.keepPresharedKey) ? await this.presharedKeys() : new Map<string, string>();
+    const wanted = new Map([...secrets].filter(([peer]) => changes.some((c) => c.publicKey === peer && c.recreate && c.keepPresharedKey)));
+    await withKeyFiles(wanted, async (files) => {
+      const args = wgSetArguments(this.interfaceName, changes, files);
+      try {
+        await this.run(this.wgPath, args);
+      } catch (error) {
+        throw explainWgFailure(this.interfaceName, args, error);
+      }
+    });
+  }
+
+  /** The peers' preshared keys (secrets: only ever written to key files). */
+  private async presharedKeys(): Promise<Map<string, string>> {
+    const args = ['show', this.interfaceName, 'preshared-keys'];
     try {
-      await this.run(this.wgPath, args);
+      return parsePresharedKeys((await this.run(this.wgPath, args)).stdout);
     } catch (error) {
+      // Whatever `wg` printed may hold secrets: keep it off the error.
+      if (error && typeof error === 'object') delete (error as { stdout?: unknown }).stdout;
       throw explainWgFailure(this.interfaceName, args, error);
     }
   }

@@ -83,6 +83,9 @@ function whyCodes(plan: Plan): string[] {
       case 'repoint':
         codes.push(`repoint-${d.cause}`, ...(d.via === 'lan' ? ['via-lan'] : []));
         break;
+      case 'rebuild':
+        codes.push('rebuild', ...(d.via === 'lan' ? ['via-lan'] : []));
+        break;
       case 'relay':
         codes.push(`relay:${d.triedSeconds}s`);
         break;
@@ -267,11 +270,11 @@ const rows: Row[] = [
     },
   },
   {
-    name: 'an existing peer with no endpoint and no handshake gets one',
+    name: 'an existing peer with no endpoint and no handshake is re-created with its own allowed IPs and keepalive and the endpoint (WireGuard tries a new peer at once)',
     current: baseDevice([], { endpoint: null, latestHandshake: 0 }),
     list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
     want: {
-      changes: [{ kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', previousEndpoint: null, probeAddress: '10.10.10.3', refused: [] }],
+      changes: [{ kind: 'rebuild-peer', publicKey: OLD, endpoint: '203.0.113.3:6000', allowedIps: ['10.10.10.3/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.3', refused: [] }],
       skipped: [],
     },
   },
@@ -408,7 +411,7 @@ describe('planPeerChanges', () => {
 
   test('change reasons: never, or how long ago', () => {
     const never = planPeerChanges(baseDevice([], { latestHandshake: 0 }), list([listEntry(OLD, '203.0.113.3:6000', [])]), POLICY, NOW);
-    assert.deepEqual(whyCodes(never), ['repoint-never']);
+    assert.deepEqual(whyCodes(never), ['rebuild']);
     const old = planPeerChanges(baseDevice([], { latestHandshake: NOW_SECONDS - 1000 }), list([listEntry(OLD, '203.0.113.3:6000', [])]), POLICY, NOW);
     assert.deepEqual(whyCodes(old), ['repoint-stale']);
   });
@@ -893,7 +896,7 @@ describe('planPeerChanges: relaying through the fang', () => {
     const peerList = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
     const current = baseDevice([], { latestHandshake: 0 });
     const plan = planPeerChanges(current, peerList, RELAYING, NOW, { tryingSince: since([[OLD, NOW_SECONDS - 100]]) });
-    assert.deepEqual(plan.changes.map((c) => [c.kind, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', '203.0.113.3:6000']]);
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.endpoint && formatEndpoint(c.endpoint)]), [['rebuild-peer', '203.0.113.3:6000']]);
     // The re-point starts the punching over (PeerTracker.record sets tryingSince to now).
     const after = applyToDevice(current, plan.changes);
     const restarted = { tryingSince: since([[OLD, NOW_SECONDS]]) };
@@ -904,12 +907,26 @@ describe('planPeerChanges: relaying through the fang', () => {
 
   test('a relayed peer re-pointed with its keepalive on gets it kicked, so a handshake starts at once', () => {
     const peerList = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
-    const kicked = planPeerChanges(relayedOld(0), peerList, RELAYING, NOW);
+    const kicked = planPeerChanges(relayedOld(NOW_SECONDS - 1000), peerList, RELAYING, NOW);
     assert.deepEqual(kicked.changes.map((c) => [c.kind, c.kickKeepalive, c.probeAddress]), [['set-endpoint', 25, null]]);
-    const noKeepalive = planPeerChanges(baseDevice([], { allowedIps: [], latestHandshake: 0, persistentKeepalive: null }), peerList, RELAYING, NOW);
+    const noKeepalive = planPeerChanges(baseDevice([], { allowedIps: [], latestHandshake: NOW_SECONDS - 1000, persistentKeepalive: null }), peerList, RELAYING, NOW);
     assert.deepEqual(noKeepalive.changes.map((c) => [c.kind, c.kickKeepalive, c.persistentKeepalive]), [['set-endpoint', undefined, 25]]);
-    const routed = planPeerChanges(baseDevice([], { latestHandshake: 0 }), peerList, RELAYING, NOW);
+    const routed = planPeerChanges(baseDevice([], { latestHandshake: NOW_SECONDS - 1000 }), peerList, RELAYING, NOW);
     assert.deepEqual(routed.changes.map((c) => [c.kind, c.kickKeepalive]), [['set-endpoint', undefined]], 'a peer with allowed IPs is punched through the tunnel instead');
+    const never = planPeerChanges(relayedOld(0), peerList, RELAYING, NOW);
+    assert.deepEqual(never.changes.map((c) => [c.kind, c.recreate, c.persistentKeepalive, c.allowedIps?.length]), [['rebuild-peer', true, 25, 0]], 'never a handshake: re-created, still routing nothing');
+  });
+
+  test('a never-handshaken peer with a preshared key is re-created keeping it; one that moved or was silent is only re-pointed', () => {
+    const peerList = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
+    const psk = planPeerChanges(baseDevice([], { endpoint: null, latestHandshake: 0, hasPresharedKey: true, persistentKeepalive: 5 }), peerList, POLICY, NOW);
+    assert.deepEqual(psk.changes.map((c) => [c.kind, c.keepPresharedKey, c.persistentKeepalive]), [['rebuild-peer', true, 5]]);
+    const noPsk = planPeerChanges(baseDevice([], { endpoint: null, latestHandshake: 0 }), peerList, POLICY, NOW);
+    assert.equal(noPsk.changes[0]?.keepPresharedKey, undefined);
+    const moved = planPeerChanges(baseDevice([], { latestHandshake: 0 }), peerList, POLICY, NOW, { listedBefore: new Map([[OLD, endpoint('198.51.100.3:51820')]]) });
+    assert.deepEqual(whyCodes(moved), ['repoint-moved']);
+    const silent = planPeerChanges(baseDevice([], { latestHandshake: 0 }), peerList, POLICY, NOW, { silent: new Set([OLD]) });
+    assert.deepEqual(whyCodes(silent), ['repoint-silent']);
   });
 
   describe('a relayed peer WireGuard roamed to another port than the fang lists (a NAT with a mapping per destination)', () => {

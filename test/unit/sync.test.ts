@@ -73,7 +73,8 @@ describe('syncOnce', () => {
       driver.batches[0]!.map((c) => ({ publicKey: c.publicKey, allowedIps: c.allowedIps?.map((p) => `${formatIp(p.address)}/${p.length}`) })),
       [
         { publicKey: NEW_A, allowedIps: ['10.10.10.5/32'] },
-        { publicKey: UNREACHED_PEER.publicKey, allowedIps: undefined },
+        // Never had a handshake: re-created with its own allowed IPs so WireGuard tries it at once.
+        { publicKey: UNREACHED_PEER.publicKey, allowedIps: ['10.10.10.4/32'] },
         { publicKey: NEW_B, allowedIps: ['10.10.10.6/32'] },
       ],
     );
@@ -102,11 +103,12 @@ describe('syncOnce', () => {
       lines.filter((l) => l.level === 'info').map((l) => [l.event, l.peer, l.endpoint]),
       [
         ['peer-added', NEW_A, '198.51.100.5:4000'],
-        ['endpoint-set', UNREACHED_PEER.publicKey, '198.51.100.4:5000'],
+        ['peer-rebuilt', UNREACHED_PEER.publicKey, '198.51.100.4:5000'],
         ['peer-added', NEW_B, '[2001:db8::7]:4000'],
       ],
     );
-    assert.equal(events(lines, 'endpoint-set')[0]?.keepalive, 25, 'keepalive set because it was off');
+    assert.equal(events(lines, 'peer-rebuilt')[0]?.keepalive, 25, 'keepalive set because it was off');
+    assert.equal(driver.batches[0]![1]!.recreate, true);
     assert.deepEqual(events(lines, 'peer-kept').map((l) => [l.level, l.peer]), [['debug', LAN_PEER.publicKey]]);
     assert.equal(events(lines, 'sync-done').length, 1);
 
