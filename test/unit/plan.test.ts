@@ -1186,3 +1186,100 @@ describe('planPeerChanges: a peer the user configured with an endpoint and no al
     });
   }
 });
+
+describe('planPeerChanges: hostile lists (issue 8)', () => {
+  const OWN: Policy = { ...POLICY, ownAddresses: [ip('10.10.10.2')] };
+  const rows: { name: string; entry: PeerListEntry; current?: DeviceState; policy?: Policy; want: string[] }[] = [
+    { name: "a new peer whose allowed IPs contain our own overlay address: that prefix refused", entry: listEntry(NEW, '198.51.100.5:4000', ['10.10.10.2/31']), want: ['no-acceptable-allowed-ip', 'contains-own-address'] },
+    { name: 'our own address next to a good one: only the bad prefix refused', entry: listEntry(NEW, '198.51.100.5:4000', ['10.10.10.2/32', '10.10.10.5/32']), want: ['add', 'contains-own-address'] },
+    { name: 'a new peer at an endpoint inside the overlay range: refused', entry: listEntry(NEW, '10.10.10.77:51820', ['10.10.10.5/32']), want: ['endpoint-not-public'] },
+    { name: 'a new peer at an IPv4 link-local endpoint: refused', entry: listEntry(NEW, '169.254.1.1:51820', ['10.10.10.5/32']), want: ['endpoint-not-public'] },
+    { name: 'a new peer at an IPv6 link-local endpoint: refused', entry: listEntry(NEW, '[fe80::1]:51820', ['10.10.10.5/32']), want: ['endpoint-not-public'] },
+    { name: 'an existing peer re-pointed into the overlay: refused, endpoint kept', entry: listEntry(OLD, '10.10.10.9:51820', ['10.10.10.3/32']), want: ['endpoint-not-public'] },
+    { name: 'an endpoint on a network we are on, inside a wide overlay, is a LAN: accepted', entry: listEntry(NEW, '10.10.10.77:51820', ['10.10.10.5/32']), policy: { ...OWN, localNetworks: [prefix('10.10.10.64/26')] }, want: ['add'] },
+    { name: 'a full-tunnel fang (0.0.0.0/0) does not make every endpoint "inside"', entry: listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32']), current: device(SELF, [{ publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: ['0.0.0.0/0'] }]), want: ['add'] },
+  ];
+  for (const row of rows) {
+    test(row.name, () => {
+      const plan = planPeerChanges(row.current ?? baseDevice(), list([row.entry]), row.policy ?? OWN, NOW);
+      assert.deepEqual(whyCodes(plan), row.want);
+      if (row.want[0] === 'endpoint-not-public') assert.deepEqual(plan.changes, []);
+    });
+  }
+});
+
+describe('planPeerChanges: relaying peers the user configured (S2, S3)', () => {
+  const RELAYING: Policy = { ...POLICY, relayAfterSeconds: 8 };
+  const USERS = { addedByUs: new Set<WireGuardKey>() };
+  // S3: the fang peer routes only its own address; the user lists OLD with its /32.
+  const S3_FANG: PeerSpec = { ...FANG_PEER, allowedIps: ['10.10.10.1/32'] };
+  const s3 = (old: Partial<PeerSpec> = {}) => device(SELF, [S3_FANG, { publicKey: OLD, endpoint: '198.51.100.3:51820', allowedIps: ['10.10.10.3/32'], latestHandshake: 0, persistentKeepalive: 5, ...old }]);
+  const listed = list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]);
+  const trying = (since: number) => ({ ...USERS, tryingSince: new Map([[OLD, since]]) });
+
+  test('S3: a listed peer routing its own /32 is managed: it gets its endpoint (re-created, never had a handshake)', () => {
+    const plan = planPeerChanges(s3({ endpoint: null }), listed, RELAYING, NOW, USERS);
+    assert.deepEqual(whyCodes(plan), ['rebuild']);
+    assert.deepEqual(plan.changes[0]?.allowedIps?.map(formatPrefix), ['10.10.10.3/32']);
+  });
+
+  test('S3: a peer routing more than the fang routes to it (a site) stays the user\'s', () => {
+    const plan = planPeerChanges(s3({ endpoint: null, allowedIps: ['10.10.10.3/32', '192.168.50.0/24'] }), listed, RELAYING, NOW, USERS);
+    assert.deepEqual(whyCodes(plan), ['routes-outside']);
+  });
+
+  test('S3: the fang listing 0.0.0.0/0 for it does not make a site peer ours', () => {
+    const plan = planPeerChanges(s3({ endpoint: null, allowedIps: ['192.168.50.0/24'] }), list([listEntry(OLD, '198.51.100.3:51820', ['0.0.0.0/0'])]), RELAYING, NOW, USERS);
+    assert.deepEqual(whyCodes(plan), ['routes-outside']);
+  });
+
+  test('S2: punched without a handshake: its allowed IPs are taken off, the originals carried in the decision', () => {
+    const plan = planPeerChanges(baseDevice([], { latestHandshake: 0 }), list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, trying(NOW_SECONDS - 8));
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.allowedIps?.length]), [['relay', OLD, 0]]);
+    const d = plan.decisions[0]!;
+    assert.ok(d.kind === 'relay' && d.origin === 'users' && !d.viaFang);
+    assert.deepEqual(d.original.map(formatPrefix), ['10.10.10.3/32']);
+  });
+
+  test('S3: punched without a handshake: its allowed IPs move onto the fang peer (one change for the fang, its own kept)', () => {
+    const plan = planPeerChanges(s3(), listed, RELAYING, NOW, trying(NOW_SECONDS - 8));
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.allowedIps?.map(formatPrefix)]), [['relay', OLD, []], ['fang-routes', FANG, ['10.10.10.1/32', '10.10.10.3/32']]]);
+    const after = applyToDevice(s3(), plan.changes);
+    assert.deepEqual(after.peers.find((p) => p.publicKey === OLD)?.allowedIps, []);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: true }]]);
+    const relayedSince = new Map([[OLD, NOW_SECONDS]]);
+    assert.deepEqual(planPeerChanges(after, listed, RELAYING, NOW, { ...USERS, changed, relayedSince }).changes, [], 'converged');
+    // A direct handshake: its own /32 comes back, and WireGuard takes it off the fang peer.
+    const handshook: DeviceState = { ...after, peers: after.peers.map((p) => (p.publicKey === OLD ? { ...p, latestHandshake: NOW_SECONDS + 2 } : p)) };
+    const back = planPeerChanges(handshook, listed, RELAYING, new Date((NOW_SECONDS + 2) * 1000), { ...USERS, changed, relayedSince });
+    assert.deepEqual(whyCodes(back), ['direct-again']);
+    const restored = applyToDevice(handshook, back.changes);
+    assert.deepEqual(restored.peers.map((p) => [p.publicKey, p.allowedIps.map(formatPrefix)]), [[FANG, ['10.10.10.1/32']], [OLD, ['10.10.10.3/32']]], 'both exactly as the user configured them');
+  });
+
+  test('S3: two peers relayed in one round: one fang change carrying both', () => {
+    const current = device(SELF, [S3_FANG, { publicKey: OLD, endpoint: '198.51.100.3:51820', allowedIps: ['10.10.10.3/32'], persistentKeepalive: 5 }, { publicKey: NEW, endpoint: '198.51.100.5:51820', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 5 }]);
+    const both = list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32']), listEntry(NEW, '198.51.100.5:51820', ['10.10.10.5/32'])]);
+    const plan = planPeerChanges(current, both, RELAYING, NOW, { ...USERS, tryingSince: new Map([[OLD, NOW_SECONDS - 9], [NEW, NOW_SECONDS - 9]]) });
+    assert.deepEqual(plan.changes.filter((c) => c.kind === 'fang-routes').map((c) => c.allowedIps?.map(formatPrefix)), [['10.10.10.1/32', '10.10.10.3/32', '10.10.10.5/32']]);
+  });
+
+  test('S2: direct again restores the user\'s own allowed IPs, not the fang\'s list', () => {
+    const relayed = baseDevice([], { allowedIps: [], latestHandshake: NOW_SECONDS - 1 });
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32'), prefix('10.10.10.33/32')], viaFang: false }]]);
+    const plan = planPeerChanges(relayed, list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, { ...USERS, changed, relayedSince: new Map([[OLD, NOW_SECONDS - 20]]) });
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.allowedIps?.map(formatPrefix)]), [['direct-again', ['10.10.10.3/32', '10.10.10.33/32']]]);
+  });
+
+  test('a flowing user peer is never relayed nor touched', () => {
+    const plan = planPeerChanges(baseDevice([], { latestHandshake: NOW_SECONDS - 3 }), list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, trying(NOW_SECONDS - 100));
+    assert.deepEqual(plan.changes, []);
+  });
+
+  test('while S3 prefixes sit on the fang peer, the fang range is its own: a new peer may not take them', () => {
+    const current = device(SELF, [{ ...S3_FANG, allowedIps: ['10.10.0.0/16', '10.10.10.3/32'] }, { publicKey: OLD, endpoint: '198.51.100.3:51820', allowedIps: [] }]);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: true }]]);
+    const plan = planPeerChanges(current, list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.3/32', '10.10.10.5/32'])]), RELAYING, NOW, { ...USERS, changed, relayedSince: new Map([[OLD, NOW_SECONDS]]) });
+    assert.deepEqual(whyCodes(plan), ['add-relay-first', `overlaps:${OLD}`]);
+  });
+});
