@@ -711,7 +711,11 @@ export class NatLab {
   /** Everything the lab's processes printed, for a failing test's report. */
   outputs(): string {
     // wireguard-go's banner (a box of ─│ lines) says nothing about the test.
-    const lines = (p: LabProcess) => p.output.all().filter((line) => !/^[┌│└]/.test(line)).join('\n');
+    const lines = (p: LabProcess) => {
+      const kept = p.output.all().filter((line) => !/^[┌│└]/.test(line));
+      // A ping stream says enough in its first and last lines.
+      return (p.name.startsWith('ping') && kept.length > 8 ? [...kept.slice(0, 4), `... ${kept.length - 8} lines ...`, ...kept.slice(-4)] : kept).join('\n');
+    };
     return this.processes.map((p) => `--- ${p.name} (pid ${p.pid})\n${lines(p)}`).join('\n');
   }
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import type { LabProcess } from '../../lab/exec';
-import { NatLab, type HostName, type LabHost, type LabPath, type NatKind, type NatLabOptions } from '../../lab/nat-lab';
+import { NatLab, type NatLabOptions } from '../../lab/nat-lab';
 
 /** Why lab tests cannot run here, or undefined when they can (root, /dev/net/tun, wireguard-go). */
 export function labUnavailable(): string | undefined {
@@ -62,34 +62,3 @@ export async function connectAB(lab: NatLab, clientArgs: readonly string[] = [])
   return { server, clientA, clientB, connectedMs: Date.now() - since };
 }
 
-/**
- * The path the README promises for two peers: `lan` behind one NAT; `relayed`
- * when either runs no client (it knows only the fang, so it accepts nobody
- * else's handshake), or when a punch cannot pass (a symmetric NAT facing
- * anything but a forwarded port); `direct` otherwise.
- */
-export function promisedPath(lab: NatLab, x: HostName, y: HostName): LabPath {
-  const [hx, hy] = [lab.host(x), lab.host(y)];
-  if (hx.style === 'no-client' || hy.style === 'no-client') return 'relayed';
-  if (hx.router === hy.router) return 'lan';
-  const nats = [natOf(lab, hx), natOf(lab, hy)].sort().join('/');
-  switch (nats) {
-    case 'cone/cone':
-    case 'cone/forwarded':
-    case 'forwarded/forwarded':
-    case 'forwarded/symmetric':
-      return 'direct';
-    default:
-      return 'relayed';
-  }
-}
-
-function natOf(lab: NatLab, host: LabHost): NatKind {
-  return lab.router(host.router!).nat;
-}
-
-/** Every unordered pair of the lab's peers. */
-export function pairsOf(lab: NatLab): [HostName, HostName][] {
-  const peers = lab.peers().map((h) => h.name);
-  return peers.flatMap((x, i) => peers.slice(i + 1).map((y) => [x, y] as [HostName, HostName]));
-}
