@@ -139,11 +139,17 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
         else waitingBy.delete(asker.publicKey);
       }
       if (hangUp.signal.aborted) return;
-      current = await watch.refresh();
+      try {
+        current = await watch.refresh();
+      } catch (error) {
+        logger.error('interface-read-failed', { error: describeError(error) });
+        return reply(503, 'the fang cannot read its WireGuard interface right now\n');
+      }
       // The asker itself may have moved while it waited: report its endpoint as it is now.
       asker = identifyAsker(current.device, unmapIpv4(source!)) ?? asker;
     }
-    const changes = since === undefined ? undefined : watch.changesSince(since);
+    // The text form has no way to say "removed": it is always the whole list (`since` only lets it wait).
+    const changes = since === undefined || path === '/v1/peers.txt' ? undefined : watch.changesSince(since);
     const list = buildPeerList(current.device, asker, current.revision, changes && since !== undefined ? { since, ...changes } : undefined, reports);
     logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, peers: list.peers.length });
     if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
