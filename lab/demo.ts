@@ -20,8 +20,8 @@ async function main(): Promise<number> {
     lab.startSnakebite('a', lab.clientArgs('a'));
     lab.startSnakebite('b', lab.clientArgs('b'));
     say('snakebite client runs on A and B (daemons).');
-    const direct = await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
-    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+    const direct = await lab.waitForDirect('a', 'b', { timeoutMs: 20_000, since: started });
+    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000, since: started });
     const connectMs = Date.now() - started;
     const fBefore = await lab.dump('f');
     const ping = await lab.ping('a', b.overlayAddress, 20, { intervalS: 0.05, size: 1000 });
