@@ -1,7 +1,7 @@
 import { fetchPeerList, MAX_REPLY_BYTES } from '../client/fetch-peer-list';
 import { runClientDaemon } from '../client/daemon';
 import { localCandidates, localNetworks } from '../client/local-networks';
-import { ProbeResponder } from '../client/probe';
+import { peerSourceCheck, ProbeResponder } from '../client/probe';
 import { postReport } from '../client/report';
 import { readAnyState, stateFilePath, writeState } from '../client/state-file';
 import { sendProbeDatagrams } from '../client/punch';
@@ -126,7 +126,8 @@ export async function clientCommand(argv: string[]): Promise<number> {
   const signal = shutdownSignal(logger);
   const statePath = stateFilePath(interfaceName);
   const previous = readAnyState(statePath);
-  const responder = new ProbeResponder(logger);
+  // Answers only sources inside a peer's allowed IPs on the interface, with a fixed reply.
+  const responder = new ProbeResponder(logger, { isPeer: peerSourceCheck(deps.driver) });
   await responder.bind(addressesOf(interfaceName));
   // The interface may come up (or get its addresses) after the daemon starts.
   const rebind = setInterval(() => void responder.bind(addressesOf(interfaceName)), 10_000);
