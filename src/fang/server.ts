@@ -23,6 +23,8 @@ export interface FangServerOptions {
   readonly deviceMaxAgeMs?: number;
   /** How often the interface is read while clients wait for a change, in milliseconds. */
   readonly watchIntervalMs?: number;
+  /** Connections held at once (each waiting client holds one); more are refused. */
+  readonly maxConnections?: number;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -231,7 +233,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   server.requestTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 64;
-  server.maxConnections = 1024;
+  server.maxConnections = options.maxConnections ?? 1024;
   server.on('clientError', (error, socket) => {
     logger.debug('request-malformed', { error: error.message });
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
