@@ -423,6 +423,8 @@ async function serverRole(mode: string): Promise<void> {
     process.send!({ id: m.id, stats });
   });
   process.on('SIGTERM', () => process.exit(0));
+  // Never outlive the measuring process.
+  process.on('disconnect', () => process.exit(0));
   process.send!({ ready: true });
 }
 
