@@ -322,6 +322,7 @@ interface ServerStats {
   at: number;
   reads: number;
   waiting: number;
+  errors: Record<string, number>;
 }
 
 function cpuPercent(a: ServerStats, b: ServerStats): number {
@@ -377,6 +378,7 @@ async function serverRole(mode: string): Promise<void> {
   const fakeWg = process.env.SB_FAKE_WG!;
   let reads = 0;
   let waiting = () => 0;
+  const errorsByEvent = new Map<string, number>();
   if (mode === 'seed') {
     // The seed's server: every request runs `wg show` and prints key and endpoint lines.
     const server = createServer((request, response) => {
@@ -402,7 +404,11 @@ async function serverRole(mode: string): Promise<void> {
     await new Promise<void>((resolve) => server.listen({ host: SERVER_ADDRESS, port: SERVER_PORT }, resolve));
   } else {
     const driver = new WgCommandDriver('sbfang', runCommand, fakeWg);
-    const logger = createLogger({ level: 'error', format: 'text', clock: () => new Date(), write: (line) => process.stderr.write(`${line}\n`) });
+    // Errors are counted, not printed: under overload there are thousands.
+    const logger = createLogger({ level: 'error', format: 'json', clock: () => new Date(), write: (line) => {
+      const event = (JSON.parse(line) as { event: string }).event;
+      errorsByEvent.set(event, (errorsByEvent.get(event) ?? 0) + 1);
+    } });
     const fang = await startFangServer({ driver, listenAddress: parseIp(SERVER_ADDRESS)!, port: SERVER_PORT, logger, maxConnections: 60_000 });
     waiting = () => fang.watch.waiting;
     Object.defineProperty(globalThis, '__sbView', { value: fang.view });
@@ -419,6 +425,7 @@ async function serverRole(mode: string): Promise<void> {
       at: performance.now() + performance.timeOrigin,
       reads: view ? view.reads : reads,
       waiting: waiting(),
+      errors: Object.fromEntries(errorsByEvent),
     };
     process.send!({ id: m.id, stats });
   });
@@ -454,6 +461,17 @@ async function measureServer(mode: 'snakebite' | 'seed', n: number, options: Ben
     result.idle = { rssMB: idle.rssMB, heapUsedMB: idle.heapUsedMB, cpuPercent: cpuPercent(started, idle) };
 
     const fullPath = mode === 'seed' ? '/v1/peers.txt' : '/v1/peers';
+    return await measureServerPhases(server, mode, n, options, paths, result, grace, fullPath);
+  } catch (error) {
+    result.error = (error as Error).message;
+    return result;
+  } finally {
+    await server.stop();
+  }
+}
+
+async function measureServerPhases(server: ServerChild, mode: 'snakebite' | 'seed', n: number, options: BenchOptions, paths: Paths, result: Record<string, unknown>, grace: number, fullPath: string): Promise<Record<string, unknown>> {
+  {
     const probe = await Conn.open(peerAddress(0));
     const first = await probe.get(fullPath, true);
     probe.close();
@@ -489,9 +507,8 @@ async function measureServer(mode: 'snakebite' | 'seed', n: number, options: Ben
     const end = await server.stats();
     result.peakRssMB = end.peakRssMB;
     result.interfaceReads = end.reads;
+    result.serverErrors = end.errors;
     return result;
-  } finally {
-    await server.stop();
   }
 }
 
@@ -654,18 +671,24 @@ async function measureClient(n: number, options: BenchOptions, paths: Paths): Pr
 }
 
 async function innerRole(options: BenchOptions, paths: Paths): Promise<void> {
-  const sizes: unknown[] = [];
   for (const n of options.peers) {
     const row: Record<string, unknown> = { peers: n, loadAtStart: loadavg().map((l) => round(l)) };
     process.stderr.write(`bench:scale: ${n} peers\n`);
-    row.read = await measureRead(n, paths);
-    row.server = await measureServer('snakebite', n, options, paths);
-    row.seedServer = await measureServer('seed', n, options, paths);
-    row.client = await measureClient(n, options, paths);
+    const guard = async (what: () => Promise<Record<string, unknown>>) => {
+      try {
+        return await what();
+      } catch (error) {
+        return { error: (error as Error).message.slice(0, 300) };
+      }
+    };
+    row.read = await guard(() => measureRead(n, paths));
+    row.server = await guard(() => measureServer('snakebite', n, options, paths));
+    row.seedServer = await guard(() => measureServer('seed', n, options, paths));
+    row.client = await guard(() => measureClient(n, options, paths));
     row.loadAtEnd = loadavg().map((l) => round(l));
-    sizes.push(row);
+    // One line per size, so a later size that fails does not lose the earlier ones.
+    process.stdout.write(`${JSON.stringify(row)}\n`);
   }
-  process.stdout.write(`${JSON.stringify({ sizes })}\n`);
 }
 
 // ─── the orchestrator: namespace, wireguard-go, teardown ────────────────────
@@ -716,8 +739,10 @@ export async function runScaleBench(argv: readonly string[]): Promise<Record<str
     let stdout = '';
     inner.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     const code = await new Promise<number | null>((resolve) => inner.on('exit', resolve));
-    if (code !== 0) throw new Error(`bench:scale: the measuring process exited with ${code}`);
-    const measured = JSON.parse(stdout) as { sizes: unknown[] };
+    const sizes = stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as unknown);
     return {
       bench: 'scale',
       commit: commit(),
@@ -733,7 +758,8 @@ export async function runScaleBench(argv: readonly string[]): Promise<Record<str
         note: 'load average shows other work on the machine: figures taken while it is above ~0.5 are noisy',
       },
       options,
-      sizes: measured.sizes,
+      ...(code !== 0 ? { error: `the measuring process exited with ${code} after ${sizes.length} of ${options.peers.length} sizes` } : {}),
+      sizes,
     };
   } finally {
     resources.teardown();
