@@ -4,7 +4,7 @@ import { describeError, SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
 import { parsePeerReport } from '../peer-list/parse';
 import { PEER_LIST_LIMITS, type PeerReport } from '../peer-list/peer-list';
-import { formatPeerListText, serializePeerList, serializePeerReport } from '../peer-list/serialize';
+import { formatPeerListText, serializePeerReport } from '../peer-list/serialize';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 import type { WireGuardDriver } from '../wireguard/driver';
@@ -14,6 +14,7 @@ import { scopePeerList, settleChanges } from './list-scope';
 import { PunchRequestBook } from './punch-requests';
 import { RateLimitedLog } from './rate-limited-log';
 import { buildPeerList, identifyAsker } from './peer-list-view';
+import { PeerListEncoder } from './peer-list-encoder';
 import { PeerWatch } from './peer-watch';
 
 /** TCP port of the peer-list service when `--listen` gives none. */
@@ -85,7 +86,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   /** Long polls held per peer: one peer may not take every connection. */
   const waitingBy = new Map<WireGuardKey, number>();
   const view = new SharedDeviceView(driver, options.deviceMaxAgeMs ?? 200);
-  const watch = new PeerWatch(view, options.watchIntervalMs ?? 250, (error) =>
+  const encoder = new PeerListEncoder();
+  const watch = new PeerWatch(view, options.watchIntervalMs ?? 100, (error) =>
     logger.error('interface-read-failed', { error: describeError(error) }),
   );
 
@@ -100,7 +102,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const sourceText = request.socket.remoteAddress ?? '';
     const source = parseIp(sourceText);
     const [path = '', query = ''] = (request.url ?? '').split('?', 2);
-    const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
+    const reply = (status: number, body: string | Buffer, type = 'text/plain; charset=utf-8') => {
       response.writeHead(status, {
         'content-type': type,
         'content-length': Buffer.byteLength(body),
@@ -143,6 +145,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (since !== undefined && wait && holding < MAX_WAITS_PER_PEER) {
       // Long poll: hold the request until a peer changes, the wait ends or the asker hangs up.
       waitingBy.set(asker.publicKey, holding + 1);
+      current = undefined; // a parked request holds no interface state
       try {
         await watch.waitForChange(since, wait * 1000, hangUp.signal);
       } finally {
@@ -163,14 +166,13 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     // The text form has no way to say "removed": it is always the whole list (`since` only lets it wait).
     const raw = since === undefined || path === '/v1/peers.txt' ? undefined : watch.changesSince(since);
     const changes = raw && settleChanges(raw, current.device);
-    const list = scopePeerList(
-      buildPeerList(current.device, asker, current.revision, changes && since !== undefined ? { since, ...changes } : undefined, reports),
-      () => true,
-      nowSeconds(),
-    );
-    logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, peers: list.peers.length });
-    if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
-    return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
+    const delta = changes && since !== undefined ? { since, ...changes } : undefined;
+    logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, delta: delta !== undefined });
+    if (path === '/v1/peers.txt') {
+      return reply(200, formatPeerListText(scopePeerList(buildPeerList(current.device, asker, current.revision, undefined, reports), () => true, nowSeconds())));
+    }
+    // The same document as serializePeerList(scopePeerList(buildPeerList(...))), encoded once per revision and shared.
+    return reply(200, encoder.encode(current.device, asker, current.revision, delta, reports, nowSeconds()), 'application/json');
   };
 
   /** The latest report of each peer, by key; lost on restart (clients report again on a full list). */
