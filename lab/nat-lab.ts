@@ -92,6 +92,16 @@ export const FANG_PUBLIC6 = '2001:db8::1';
 const REPO_ROOT = resolve(__dirname, '..', '..');
 export const SNAKEBITE_BIN = join(REPO_ROOT, 'bin', 'snakebite');
 
+/**
+ * How the lab runs `snakebite`: the checkout's bin under this Node.js, or,
+ * when LAB_SNAKEBITE_BIN names one, that executable itself (an installed
+ * package's `snakebite`, or a self-contained build), to test what users install.
+ */
+export function snakebiteArgv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const installed = env.LAB_SNAKEBITE_BIN;
+  return installed ? [installed] : [process.execPath, SNAKEBITE_BIN];
+}
+
 /** Runs `wg` inside a namespace, so the product's own driver can read lab interfaces. */
 function nsRunner(ns: string): CommandRunner {
   return (file, args) => runCommand('ip', ['netns', 'exec', ns, file, ...args]);
@@ -397,7 +407,7 @@ export class NatLab {
 
   /** Starts `snakebite ARGS` inside a host's namespace. */
   startSnakebite(name: HostName, args: readonly string[]): LabProcess {
-    return this.startProcess(name, `snakebite ${args[0] ?? ''}`, [process.execPath, SNAKEBITE_BIN, ...args]);
+    return this.startProcess(name, `snakebite ${args[0] ?? ''}`, [...snakebiteArgv(), ...args]);
   }
 
   /** `snakebite server` on F, listening on its overlay address; resolves once it listens. */

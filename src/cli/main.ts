@@ -3,7 +3,9 @@ import { clientCommand } from './client';
 import { serverCommand } from './server';
 import { statusCommand } from './status';
 
-const VERSION = '0.1.0';
+/** The package's version: package.json sits three levels above dist/src/cli/ (a bundler inlines it). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
 export const MAIN_HELP = `Usage: snakebite <command> [options]
 
