@@ -55,6 +55,9 @@ export function parseConfigText(text: string, path: string): { entries: ConfigEn
   return { entries, problems };
 }
 
+/** Variables that are not flags: the config file's path, and where the client keeps its state. */
+export const NOT_FLAGS: ReadonlySet<string> = new Set(['SNAKEBITE_CONFIG', 'SNAKEBITE_STATE_DIR']);
+
 /** `relay-after` → `SNAKEBITE_RELAY_AFTER`. */
 export function envName(flag: string): string {
   return `SNAKEBITE_${flag.toUpperCase().replace(/-/g, '_')}`;
@@ -123,7 +126,7 @@ export function layerSettings(input: LayerInput): Layered {
   }
   const byEnvName = new Map([...input.allFlags].map((flag) => [envName(flag), flag]));
   for (const [name, text] of Object.entries(input.env)) {
-    if (!name.startsWith('SNAKEBITE_') || text === undefined || name === 'SNAKEBITE_CONFIG') continue;
+    if (!name.startsWith('SNAKEBITE_') || text === undefined || NOT_FLAGS.has(name)) continue;
     const key = byEnvName.get(name);
     if (key === undefined) {
       problems.push({ where: 'environment', key: name, reason: 'names no snakebite flag' });

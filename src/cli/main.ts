@@ -1,5 +1,6 @@
 import { describeError, SnakebiteError } from '../errors';
 import { clientCommand } from './client';
+import { doctorCommand } from './doctor';
 import { serverCommand } from './server';
 import { statusCommand } from './status';
 
@@ -16,6 +17,7 @@ Commands:
   server    run on the fang: serve the peer list on its WireGuard address
   client    run on a peer: apply the fang's peer list (daemon, or --once)
   status    show per peer whether the path is direct, lan, relayed or none, and why
+  doctor    check this peer's or the fang's setup and say what to change
 
 Run 'snakebite <command> --help' for its options.
   -h, --help       show this help
@@ -27,6 +29,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   server: serverCommand,
   client: clientCommand,
   status: statusCommand,
+  doctor: doctorCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
