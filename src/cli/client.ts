@@ -18,6 +18,7 @@ import {
   parseInteger,
   parseInterfaceName,
   requireString,
+  settingsHelp,
   shutdownSignal,
 } from './options';
 
@@ -64,10 +65,10 @@ never re-points a peer whose traffic is flowing. Runs as a daemon unless
       --dry-run          log the plan, change nothing
       --log-level LEVEL  debug, info, warn or error (default info)
       --log-format FMT   text or json (default text)
-  -h, --help             show this help
+${settingsHelp('client').flag}  -h, --help             show this help
 
 Durations: 30s, 500ms, 2m; a bare number is seconds.
-Exit codes: 0 success (or daemon stopped by SIGINT/SIGTERM), 1 failure, 2 bad usage.
+${settingsHelp('client').epilog}Exit codes: 0 success (or daemon stopped by SIGINT/SIGTERM), 1 failure, 2 bad usage.
 `;
 
 export async function clientCommand(argv: string[]): Promise<number> {
