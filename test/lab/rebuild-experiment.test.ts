@@ -50,7 +50,7 @@ for (const variant of ['endpoint', 'rebuild'] as const) {
   test(`listed peers without endpoint, keepalive 5, cone-cone: ${variant}`, { skip: labUnavailable(), timeout: 180_000 }, async (t) => {
     const times: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      await withLab(t, { natA: 'cone', natB: 'cone', peersKnowEachOther: true, keepaliveBetweenPeers: 5 }, async (lab) => {
+      await withLab(t, { natA: 'cone', natB: 'cone', style: 'listed', keepalive: 5 }, async (lab) => {
         // WireGuard tried the listed peers at interface-up, well under 5 s ago.
         const ms = await connectTime(lab, variant);
         times.push(ms);
