@@ -168,7 +168,13 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     // its allowed IPs change, so a crash in between never loses them.
     const beforeApply = (plan: Plan) => {
       const now = nowSeconds();
-      const relaying = plan.decisions.flatMap((d) => (d.kind === 'relay' && d.origin === 'users' ? [{ publicKey: d.publicKey, since: now, allowedIps: d.original, viaFang: d.viaFang }] : []));
+      const relaying = plan.decisions.flatMap((d) =>
+        d.kind === 'relay' && d.origin === 'users'
+          ? [{ publicKey: d.publicKey, since: now, allowedIps: d.original, viaFang: d.viaFang }]
+          : d.kind === 'rebuild' && d.relayFirst
+            ? [{ publicKey: d.publicKey, since: now, allowedIps: d.allowedIps, viaFang: d.viaFang }]
+            : [],
+      );
       if (relaying.length > 0) publish(undefined, relaying);
     };
     const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra }, undefined, { ...(options.dryRun ? {} : { beforeApply }), explained });
@@ -183,7 +189,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         for (const key of due) logger.info('direct-retried', { peer: key, reason: 'relayed: trying the direct path again (keepalive off and on starts a handshake)' });
       }
       if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint' || c.kind === 'rebuild-peer')) watchForHandshakes();
-      if (result.plan.changes.some((c) => c.kind === 'relay' || c.kind === 'direct-again')) publish();
+      if (result.plan.changes.some((c) => c.kind === 'relay' || c.kind === 'direct-again' || c.kind === 'rebuild-peer')) publish();
     }
     return result;
   };

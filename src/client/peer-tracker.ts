@@ -192,9 +192,14 @@ export class PeerTracker {
           });
           break;
         case 'set-endpoint':
-        case 'rebuild-peer':
           this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
           break;
+        case 'rebuild-peer': {
+          const d = change.decision;
+          if (d.kind === 'rebuild' && d.relayFirst) this.update(change.publicKey, { link: relayedNow(nowSeconds), original: { allowedIps: d.allowedIps, viaFang: d.viaFang } });
+          else this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
+          break;
+        }
         case 'relay': {
           const d = change.decision;
           this.update(change.publicKey, { link: relayedNow(nowSeconds), ...(d.kind === 'relay' && d.origin === 'users' ? { original: { allowedIps: d.original, viaFang: d.viaFang } } : {}) });

@@ -116,6 +116,14 @@ export type PeerDecision =
       /** Whether it has a preshared key, which the new peer keeps. */
       readonly presharedKey: boolean;
       readonly probeAddress: IpAddress | null;
+      /**
+       * A peer of the user's re-created relayed (the daemon relays): its
+       * allowed IPs go off (or onto the fang peer, `viaFang`) until a direct
+       * handshake proves the path, so a NAT that defeats the punch never
+       * blackholes it; `allowedIps` are then what it gets back.
+       */
+      readonly relayFirst: boolean;
+      readonly viaFang: boolean;
     }
   /**
    * Its traffic goes through the fang from now on. A peer this client added
@@ -230,7 +238,9 @@ export function explain(decision: PeerDecision): string {
     case 'repoint':
       return explainRepoint(decision);
     case 'rebuild':
-      return `no handshake yet${viaText(decision.via)}; re-created with its own configuration so WireGuard tries it at once (it tried ${decision.previous ? `${formatEndpoint(decision.previous)}` : 'with no endpoint'} already and would wait 5 s)`;
+      return `no handshake yet${viaText(decision.via)}; re-created with its own configuration so WireGuard tries it at once (it tried ${decision.previous ? `${formatEndpoint(decision.previous)}` : 'with no endpoint'} already and would wait 5 s)${
+        decision.relayFirst ? `; relayed through the fang until a direct handshake (its allowed IPs ${decision.allowedIps.map(formatPrefix).join(',')} ${decision.viaFang ? 'on the fang peer' : 'off'} meanwhile, kept in the state file)` : ''
+      }`;
     case 'relay':
       return `no direct handshake within ${decision.triedSeconds}s of punching ${formatEndpoint(decision.endpoint)}; relaying through the fang${
         decision.origin === 'users' ? ` (its allowed IPs ${decision.original.map(formatPrefix).join(',')} ${decision.viaFang ? 'move to the fang peer' : 'are taken off'} until a direct handshake; the originals are kept in the state file)` : ''

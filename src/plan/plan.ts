@@ -192,8 +192,12 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
       return { kind: 'contest', publicKey, heardSecondsAgo: age, endpoint: local.endpoint, moved, probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null };
     }
     if (heard === 0 && local.latestHandshake === 0 && !moved && !unanswered) {
+      // A peer of the user's that routes something starts relayed, as an added one does.
+      const relayFirst = users && policy.relayAfterSeconds !== undefined && local.allowedIps.length > 0 && entry.allowedIps.length > 0;
       return {
         kind: 'rebuild',
+        relayFirst,
+        viaFang: relayFirst && !local.allowedIps.every((prefix) => strictlyInside(prefix, claims.fangRange)),
         publicKey,
         endpoint: target.endpoint,
         previous: local.endpoint,
@@ -366,10 +370,11 @@ export function changeFor(decision: PeerDecision): PlannedChange | undefined {
         recreate: true,
         ...(decision.presharedKey ? { keepPresharedKey: true as const } : {}),
         endpoint: decision.endpoint,
-        allowedIps: decision.allowedIps,
+        allowedIps: decision.relayFirst ? [] : decision.allowedIps,
         persistentKeepalive: decision.keepalive,
         previousEndpoint: decision.previous,
-        probeAddress: decision.probeAddress,
+        // Routing nothing, it is reached through no datagram: the keepalive set on the new peer starts the handshake.
+        probeAddress: decision.relayFirst ? null : decision.probeAddress,
         refusedAllowedIps: [],
       };
     case 'relay':
@@ -427,7 +432,9 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
 
   const changes: PlannedChange[] = [];
   const skipped: SkippedPeer[] = [];
-  const ontoFang = decisions.filter((d): d is Extract<PeerDecision, { kind: 'relay' }> => d.kind === 'relay' && d.viaFang);
+  const ontoFang = decisions.flatMap((d) =>
+    (d.kind === 'relay' && d.viaFang) ? [{ decision: d as PeerDecision, prefixes: d.original }] : d.kind === 'rebuild' && d.viaFang ? [{ decision: d as PeerDecision, prefixes: d.allowedIps }] : [],
+  );
   const contested: { publicKey: WireGuardKey; probeAddress: IpAddress }[] = [];
   for (const decision of decisions) {
     const change = changeFor(decision);
@@ -442,7 +449,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
   }
   // One change for the fang peer however many peers move onto it: `wg set` replaces its whole list.
   if (ontoFang.length > 0) {
-    const extra = ontoFang.flatMap((d) => d.original).filter((prefix) => !fangNow.some((own) => samePrefix(own, prefix)));
+    const extra = ontoFang.flatMap((d) => d.prefixes).filter((prefix) => !fangNow.some((own) => samePrefix(own, prefix)));
     changes.push({
       kind: 'fang-routes',
       publicKey: policy.fangPublicKey,
@@ -451,7 +458,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       probeAddress: null,
       reason: `the fang peer carries ${extra.map(formatPrefix).join(',')} while ${ontoFang.length === 1 ? 'that peer is' : 'those peers are'} relayed (its own allowed IPs stay)`,
       refusedAllowedIps: [],
-      decision: ontoFang[ontoFang.length - 1]!,
+      decision: ontoFang[ontoFang.length - 1]!.decision,
     });
   }
   return { changes, skipped, contested, decisions };

@@ -1218,9 +1218,34 @@ describe('planPeerChanges: relaying peers the user configured (S2, S3)', () => {
   const trying = (since: number) => ({ ...USERS, tryingSince: new Map([[OLD, since]]) });
 
   test('S3: a listed peer routing its own /32 is managed: it gets its endpoint (re-created, never had a handshake)', () => {
-    const plan = planPeerChanges(s3({ endpoint: null }), listed, RELAYING, NOW, USERS);
+    const plan = planPeerChanges(s3({ endpoint: null }), listed, POLICY, NOW, USERS);
     assert.deepEqual(whyCodes(plan), ['rebuild']);
     assert.deepEqual(plan.changes[0]?.allowedIps?.map(formatPrefix), ['10.10.10.3/32']);
+  });
+
+  test('S3, daemon: re-created relayed first, its /32 on the fang peer until a direct handshake, then exactly back', () => {
+    const plan = planPeerChanges(s3({ endpoint: null }), listed, RELAYING, NOW, USERS);
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.allowedIps?.map(formatPrefix), c.probeAddress]), [
+      ['rebuild-peer', OLD, [], null],
+      ['fang-routes', FANG, ['10.10.10.1/32', '10.10.10.3/32'], null],
+    ]);
+    const after = applyToDevice(s3({ endpoint: null }), plan.changes);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: true }]]);
+    const relayedSince = new Map([[OLD, NOW_SECONDS]]);
+    assert.deepEqual(planPeerChanges(after, listed, RELAYING, NOW, { ...USERS, changed, relayedSince }).changes, [], 'converged');
+    const handshook: DeviceState = { ...after, peers: after.peers.map((p) => (p.publicKey === OLD ? { ...p, latestHandshake: NOW_SECONDS } : p)) };
+    const back = planPeerChanges(handshook, listed, RELAYING, NOW, { ...USERS, changed, relayedSince });
+    assert.deepEqual(whyCodes(back), ['direct-again']);
+    assert.deepEqual(applyToDevice(handshook, back.changes).peers.map((p) => [p.publicKey, p.allowedIps.map(formatPrefix)]), [[FANG, ['10.10.10.1/32']], [OLD, ['10.10.10.3/32']]]);
+  });
+
+  test('S2, daemon: re-created relayed first (allowed IPs off), the fang peer untouched', () => {
+    const current = baseDevice([], { endpoint: null, latestHandshake: 0, persistentKeepalive: 5 });
+    const plan = planPeerChanges(current, list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, USERS);
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.allowedIps?.length, c.persistentKeepalive]), [['rebuild-peer', 0, 5]]);
+    const d = plan.decisions[0]!;
+    assert.ok(d.kind === 'rebuild' && d.relayFirst && !d.viaFang);
+    assert.deepEqual(d.allowedIps.map(formatPrefix), ['10.10.10.3/32']);
   });
 
   test('S3: a peer routing more than the fang routes to it (a site) stays the user\'s', () => {
