@@ -9,6 +9,7 @@ import { addressesOf } from '../fang/listen-address';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
 import { DEFAULT_SERVER_PORT } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
+import { interfaceIndex } from '../client/interface-identity';
 import { formatPrefix, parsePrefix } from '../ip/address';
 import {
   LOGGING_OPTIONS,
@@ -146,11 +147,14 @@ export async function clientCommand(argv: string[]): Promise<number> {
       localCheckMs: LOCAL_CHECK_MS,
       ...(previous?.added ? { addedBefore: previous.added } : {}),
       ...(previous?.changed ? { changedBefore: previous.changed.map((c) => ({ ...c, allowedIps: c.allowedIps.map((p) => parsePrefix(p)!) })) } : {}),
-      publish: ({ lastSync, lastError, relayed, added, changed, unmanaged }) =>
+      interfaceIdentity: () => interfaceIndex(interfaceName),
+      ...(previous?.ifindex !== undefined ? { identityBefore: previous.ifindex } : {}),
+      publish: ({ identity, lastSync, lastError, relayed, added, changed, unmanaged }) =>
         writeState(statePath, {
           interface: interfaceName,
           server: values.server!,
           pid: process.pid,
+          ...(identity !== undefined ? { ifindex: identity } : {}),
           lastSync,
           ...(lastError ? { lastError } : {}),
           relayed: [...relayed].map(([publicKey, since]) => ({ publicKey, since })),

@@ -32,11 +32,15 @@ export interface DaemonOptions extends SyncOptions {
   /** Stops the loop; a reply that arrives after it aborts is not applied. */
   readonly signal: AbortSignal;
   /** Called after every round with what `snakebite status` may show; errors in it are ignored. */
-  readonly publish?: (state: { lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number>; added: WireGuardKey[]; changed: ChangedRecord[]; unmanaged: { publicKey: WireGuardKey; reason: string }[] }) => void;
+  readonly publish?: (state: { identity?: number; lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number>; added: WireGuardKey[]; changed: ChangedRecord[]; unmanaged: { publicKey: WireGuardKey; reason: string }[] }) => void;
   /** Peers an earlier run added (from its state file): they may be removed when the fang stops listing them. */
   readonly addedBefore?: readonly WireGuardKey[];
   /** Peers of the user's an earlier run relayed (from its state file), with what they routed before. */
   readonly changedBefore?: readonly ChangedRecord[];
+  /** The interface's identity now (its kernel index); undefined when unknown. A change means it was re-created. */
+  readonly interfaceIdentity?: () => number | undefined;
+  /** The identity the earlier run saw (from its state file): when it differs, what that run added or changed is not ours any more. */
+  readonly identityBefore?: number;
 }
 
 /** Shortest time between two rounds with the fang while it pushes, in milliseconds. */
@@ -109,6 +113,17 @@ export function repunchChanges(device: DeviceState, keys: readonly WireGuardKey[
 export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): Promise<void> {
   const { logger } = deps;
   const tracker = new PeerTracker(options.addedBefore, options.changedBefore);
+  // The interface as the peers in `tracker` knew it: a new one (wg-quick down/up) holds only the user's peers.
+  let identity = options.identityBefore;
+  const checkIdentity = () => {
+    const now = options.interfaceIdentity?.();
+    if (now === undefined) return;
+    if (identity !== undefined && now !== identity) {
+      tracker.forgetAll();
+      logger.info('interface-recreated', { reason: `the interface was re-created (index ${identity} -> ${now}): every peer on it now is the user's; nothing added or changed before is ours to remove or restore` });
+    }
+    identity = now;
+  };
   const nowSeconds = () => Math.floor(deps.clock().getTime() / 1000);
   let held: PeerList | undefined;
   let failures = 0;
@@ -117,7 +132,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
   let lastSync = 0;
   const publish = (lastError?: string, extraChanged: ChangedRecord[] = []) => {
     try {
-      options.publish?.({ lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers(), added: tracker.addedPeers(), changed: [...tracker.changedPeers(), ...extraChanged], unmanaged: [...explained].map(([publicKey, { reason }]) => ({ publicKey, reason })) });
+      options.publish?.({ ...(identity !== undefined ? { identity } : {}), lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers(), added: tracker.addedPeers(), changed: [...tracker.changedPeers(), ...extraChanged], unmanaged: [...explained].map(([publicKey, { reason }]) => ({ publicKey, reason })) });
     } catch {
       /* status is a convenience; never let it stop the daemon */
     }
@@ -164,6 +179,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
 
   /** Reconcile with what the tracker knows, remember what happened, retry relayed peers' direct paths. */
   const reconcileTracked = async (list: PeerList, extra: Parameters<typeof reconcile>[3] = {}): Promise<SyncResult> => {
+    checkIdentity();
     // Write-ahead: the originals of a user's peer about to be relayed reach the state file before
     // its allowed IPs change, so a crash in between never loses them.
     const beforeApply = (plan: Plan) => {

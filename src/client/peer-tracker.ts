@@ -93,6 +93,17 @@ export class PeerTracker {
     this.pendingChanged = new Map([...changedBefore].map((c) => [c.publicKey, c]));
   }
 
+  /**
+   * Forgets everything: the interface was re-created (wg-quick down/up), so
+   * every peer on it now is the user's, and nothing this client changed on
+   * the old one is left to undo.
+   */
+  forgetAll(): void {
+    this.records.clear();
+    this.pendingOurs = new Set();
+    this.pendingChanged = new Map();
+  }
+
   /** The user's peers this client relays now, with what they routed before: for the state file and `status`. */
   changedPeers(): ChangedRecord[] {
     const out: ChangedRecord[] = [...this.pendingChanged.values()];

@@ -536,4 +536,18 @@ describe('runClientDaemon', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(punched.length, count, 'no heartbeat after the daemon returned');
   });
+  test('a stale state file: a peer an earlier run added, which the user re-created with the same key on a re-created interface, is not removed (issue 8)', async () => {
+    for (const { identityNow, want } of [
+      { identityNow: 2, want: [] as string[] },
+      { identityNow: 1, want: [OTHER] },
+    ]) {
+      const controller = new AbortController();
+      const driver = new StubbornDriver(0);
+      const { deps: d, lines } = deps(driver, scripted(controller, [LIST]));
+      await within(3000, runClientDaemon(d, options(controller.signal, { addedBefore: [OTHER], identityBefore: 1, interfaceIdentity: () => identityNow })), 'the daemon');
+      const removed = driver.batches.flat().filter((c) => c.remove).map((c) => c.publicKey);
+      assert.deepEqual(removed, want, `interface index 1 -> ${identityNow}`);
+      assert.equal(lines.some((l) => l.event === 'interface-recreated'), identityNow !== 1);
+    }
+  });
 });
