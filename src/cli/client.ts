@@ -45,9 +45,10 @@ export const CLIENT_HELP = `Usage: snakebite client --interface IF --server IP[:
 
 Runs on a peer: asks the fang, inside the tunnel, for the other peers'
 endpoints and applies them to IF, so that peers behind NATs reach each other
-directly. Never changes the fang peer, never removes a peer it did not add,
-never re-points a peer whose traffic is flowing. Runs as a daemon unless
---once is given.
+directly. Never removes a peer it did not add, never touches a peer whose
+traffic is flowing or that routes outside the overlay, and changes the fang
+peer only to relay listed peers when it routes just its own address (undone
+when they go direct). Runs as a daemon unless --once is given.
 
   -i, --interface IF     this peer's WireGuard interface (e.g. wg0)
   -s, --server IP[:PORT] the fang server's overlay address; PORT defaults to ${DEFAULT_SERVER_PORT}
