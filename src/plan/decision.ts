@@ -136,7 +136,8 @@ export type PeerDecision =
   | {
       readonly kind: 'relay';
       readonly publicKey: WireGuardKey;
-      readonly endpoint: Endpoint;
+      /** Where it is punched; null while it waits for its LAN candidates (it shares our NAT). */
+      readonly endpoint: Endpoint | null;
       readonly triedSeconds: number;
       readonly previous: Endpoint | null;
       readonly origin: 'ours' | 'users';
@@ -242,7 +243,7 @@ export function explain(decision: PeerDecision): string {
         decision.relayFirst ? `; relayed through the fang until a direct handshake (its allowed IPs ${decision.allowedIps.map(formatPrefix).join(',')} ${decision.viaFang ? 'on the fang peer' : 'off'} meanwhile, kept in the state file)` : ''
       }`;
     case 'relay':
-      return `no direct handshake within ${decision.triedSeconds}s of punching ${formatEndpoint(decision.endpoint)}; relaying through the fang${
+      return `${decision.endpoint ? `no direct handshake within ${decision.triedSeconds}s of punching ${formatEndpoint(decision.endpoint)}` : 'it shares our public address (same NAT) and has not reported its LAN candidates yet'}; relaying through the fang${
         decision.origin === 'users' ? ` (its allowed IPs ${decision.original.map(formatPrefix).join(',')} ${decision.viaFang ? 'move to the fang peer' : 'are taken off'} until a direct handshake; the originals are kept in the state file)` : ''
       }`;
     case 'direct-again':

@@ -147,7 +147,7 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
   if (publicKey === ctx.selfKey) return { kind: 'refuse', publicKey, why: { code: 'own-key' } };
   if (publicKey === policy.fangPublicKey) return { kind: 'refuse', publicKey, why: { code: 'fang-key' } };
   const target = chooseEndpoint(entry, ctx.you, policy.localNetworks ?? []);
-  if (target.via === 'wait') return { kind: 'keep', publicKey, why: { code: 'same-nat-waiting' } };
+  if (target.via === 'wait') return (local && relayWhileWaiting(entry, local, ctx)) || { kind: 'keep', publicKey, why: { code: 'same-nat-waiting' } };
   if (target.endpoint === null) return { kind: 'keep', publicKey, why: { code: 'no-endpoint-at-fang' } };
   const unusable = whyEndpointUnusable(target.endpoint, claims.fangRange, policy.localNetworks ?? []);
   if (unusable) return { kind: 'refuse', publicKey, why: { code: 'endpoint-not-public', endpoint: target.endpoint, range: unusable } };
@@ -192,17 +192,20 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
       return { kind: 'contest', publicKey, heardSecondsAgo: age, endpoint: local.endpoint, moved, probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null };
     }
     if (heard === 0 && local.latestHandshake === 0 && !moved && !unanswered) {
-      // A peer of the user's that routes something starts relayed, as an added one does.
-      const relayFirst = users && policy.relayAfterSeconds !== undefined && local.allowedIps.length > 0 && entry.allowedIps.length > 0;
+      // A peer of the user's that routes something starts relayed, as an added one does; one
+      // already relayed (while it waited for its LAN candidates) stays so, with its own allowed IPs kept.
+      const original = ctx.observations.changed?.get(publicKey);
+      const own = original?.allowedIps ?? local.allowedIps;
+      const relayFirst = users && policy.relayAfterSeconds !== undefined && own.length > 0 && entry.allowedIps.length > 0;
       return {
         kind: 'rebuild',
         relayFirst,
-        viaFang: relayFirst && !local.allowedIps.every((prefix) => strictlyInside(prefix, claims.fangRange)),
+        viaFang: relayFirst && (original ? original.viaFang : !own.every((prefix) => strictlyInside(prefix, claims.fangRange))),
         publicKey,
         endpoint: target.endpoint,
         previous: local.endpoint,
         via,
-        allowedIps: local.allowedIps,
+        allowedIps: own,
         keepalive: local.persistentKeepalive ?? policy.keepaliveSeconds,
         presharedKey: local.hasPresharedKey,
         probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
@@ -280,6 +283,22 @@ function routedByFangTo(prefix: IpPrefix, entry: PeerListEntry, ctx: PlanContext
       !prefixContainsIp(listed, ctx.policy.serverAddress) &&
       !(ctx.policy.ownAddresses ?? []).some((own) => prefixContainsIp(listed, own)),
   );
+}
+
+/**
+ * A listed peer of the user's behind our own NAT that has not reported its LAN
+ * candidates yet: its allowed IPs lead nowhere (it has no endpoint), so it is
+ * relayed through the fang meanwhile, as a peer the client adds would be.
+ * Undefined when that does not apply.
+ */
+function relayWhileWaiting(entry: PeerListEntry, local: PeerState, ctx: PlanContext): PeerDecision | undefined {
+  const { policy, observations, claims } = ctx;
+  const users = observations.addedByUs !== undefined && !observations.addedByUs.has(local.publicKey);
+  if (!users || policy.relayAfterSeconds === undefined || local.latestHandshake > 0 || local.allowedIps.length === 0 || entry.allowedIps.length === 0) return undefined;
+  if (observations.changed?.has(local.publicKey)) return undefined;
+  const inside = local.allowedIps.every((prefix) => strictlyInside(prefix, claims.fangRange));
+  if (!inside && !local.allowedIps.every((prefix) => routedByFangTo(prefix, entry, ctx))) return undefined;
+  return { kind: 'relay', publicKey: local.publicKey, endpoint: null, triedSeconds: 0, previous: local.endpoint, origin: 'users', original: local.allowedIps, viaFang: !inside };
 }
 
 /**
@@ -448,8 +467,8 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
     }
   }
   // One change for the fang peer however many peers move onto it: `wg set` replaces its whole list.
-  if (ontoFang.length > 0) {
-    const extra = ontoFang.flatMap((d) => d.prefixes).filter((prefix) => !fangNow.some((own) => samePrefix(own, prefix)));
+  const extra = ontoFang.flatMap((d) => d.prefixes).filter((prefix) => !fangNow.some((own) => samePrefix(own, prefix)));
+  if (extra.length > 0) {
     changes.push({
       kind: 'fang-routes',
       publicKey: policy.fangPublicKey,

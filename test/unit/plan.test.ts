@@ -1308,3 +1308,35 @@ describe('planPeerChanges: relaying peers the user configured (S2, S3)', () => {
     assert.deepEqual(whyCodes(plan), ['add-relay-first', `overlaps:${OLD}`]);
   });
 });
+
+describe("planPeerChanges: a listed peer of the user's behind our own NAT", () => {
+  const LAN: Policy = { ...POLICY, relayAfterSeconds: 8, localNetworks: [prefix('192.168.1.0/24')] };
+  const USERS = { addedByUs: new Set<WireGuardKey>() };
+  const waiting = listEntry(OLD, '203.0.113.1:40001', ['10.10.10.3/32']);
+  const ready: PeerListEntry = { ...waiting, candidates: [endpoint('192.168.1.3:51820')] };
+  const start = baseDevice([], { endpoint: null, latestHandshake: 0, persistentKeepalive: 5 });
+
+  test('relayed while it has not reported its LAN candidates, re-created at its LAN candidate still relayed, then exactly back', () => {
+    const first = planPeerChanges(start, list([waiting]), LAN, NOW, USERS);
+    assert.deepEqual(first.changes.map((c) => [c.kind, c.allowedIps?.length]), [['relay', 0]]);
+    let state = applyToDevice(start, first.changes);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: false }]]);
+    const relayedSince = new Map([[OLD, NOW_SECONDS]]);
+    assert.deepEqual(planPeerChanges(state, list([waiting]), LAN, NOW, { ...USERS, changed, relayedSince }).changes, [], 'converged while waiting');
+    const second = planPeerChanges(state, list([ready]), LAN, NOW, { ...USERS, changed, relayedSince });
+    assert.deepEqual(whyCodes(second), ['rebuild', 'via-lan']);
+    const d = second.decisions[0]!;
+    assert.ok(d.kind === 'rebuild' && d.relayFirst);
+    assert.deepEqual(d.allowedIps.map(formatPrefix), ['10.10.10.3/32'], 'its own allowed IPs, kept while it was relayed');
+    assert.deepEqual(second.changes[0]?.allowedIps, [], 'still relayed until a direct handshake');
+    state = applyToDevice(state, second.changes);
+    state = { ...state, peers: state.peers.map((p) => (p.publicKey === OLD ? { ...p, latestHandshake: NOW_SECONDS } : p)) };
+    const third = planPeerChanges(state, list([ready]), LAN, NOW, { ...USERS, changed, relayedSince });
+    assert.deepEqual(third.changes.map((c) => [c.kind, c.allowedIps?.map(formatPrefix)]), [['direct-again', ['10.10.10.3/32']]]);
+  });
+
+  test('--once (no relaying) and peers this client added only wait', () => {
+    assert.deepEqual(whyCodes(planPeerChanges(start, list([waiting]), { ...LAN, relayAfterSeconds: undefined }, NOW, USERS)), ['same-nat-waiting']);
+    assert.deepEqual(whyCodes(planPeerChanges(start, list([waiting]), LAN, NOW, { addedByUs: new Set([OLD]) })), ['same-nat-waiting']);
+  });
+});
