@@ -178,7 +178,9 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
   };
 
   /** Reconcile with what the tracker knows, remember what happened, retry relayed peers' direct paths. */
-  const reconcileTracked = async (list: PeerList, extra: Parameters<typeof reconcile>[3] = {}): Promise<SyncResult> => {
+  let rounds = 0;
+  const reconcileTracked = async (list: PeerList, extra: Parameters<typeof reconcile>[3] = {}, readAlready?: DeviceState): Promise<SyncResult> => {
+    rounds++;
     checkIdentity();
     // Write-ahead: the originals of a user's peer about to be relayed reach the state file before
     // its allowed IPs change, so a crash in between never loses them.
@@ -193,7 +195,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
       );
       if (relaying.length > 0) publish(undefined, relaying);
     };
-    const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra }, undefined, { ...(options.dryRun ? {} : { beforeApply }), explained });
+    const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra }, readAlready, { ...(options.dryRun ? {} : { beforeApply }), explained });
     if (!saidNothingManaged) saidNothingManaged = sayIfNothingManaged(result, list);
     // A dry run applies nothing, so it must not remember anything as done.
     if (!options.dryRun) tracker.record(result.device, result.plan, list.fang.publicKey, nowSeconds());
@@ -219,13 +221,15 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     void (async () => {
       for (let i = 0; i < 30 && !options.signal.aborted; i++) {
         await sleep(100, options.signal);
+        const before = rounds;
         const device = await deps.driver.readDevice();
         if (tracker.relayedCount === 0) return;
         // The newest list: a push may have arrived since the punch.
         const list = held;
         if (list && tracker.readyForDirect(device).length > 0) {
+          // The read just made serves the round, unless another round changed the interface since.
           await exclusive(async () => {
-            if (!options.signal.aborted) await reconcileTracked(list);
+            if (!options.signal.aborted) await reconcileTracked(list, {}, rounds === before ? device : undefined);
           });
         }
       }
