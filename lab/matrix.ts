@@ -54,9 +54,13 @@ export function natCase(name: string): NatCase {
   return found;
 }
 
-/** The lab options for one cell. */
+/**
+ * The lab options for one cell. The server runs before the peers come up, so
+ * the clients (started by `runCell` right after) meet WireGuard's own
+ * interface-up attempts to listed peers, and the retry they armed, at their freshest.
+ */
 export function cellOptions(style: StyleCase, nat: NatCase): NatLabOptions {
-  return { style: style.style, natA: nat.natA, natB: nat.natB, ...(nat.withHostC ? { withHostC: true } : {}) };
+  return { style: style.style, natA: nat.natA, natB: nat.natB, serverFirst: true, ...(nat.withHostC ? { withHostC: true } : {}) };
 }
 
 /** What each host's config is in a built lab, e.g. `a:S2 b:S4`. */
@@ -104,8 +108,8 @@ export interface PairResult {
 }
 
 /**
- * One run of a cell on a built lab: starts `snakebite server` and a client
- * daemon on every peer that runs one, all at once, then for every pair at the
+ * One run of a cell on a lab just built: starts `snakebite server` (unless it
+ * runs already) and a client daemon on every peer that runs one, all at once, then for every pair at the
  * same time: the first ping reply, the moment the promised direct or LAN path
  * is up on both sides, and the path and a few pings once settled.
  */

@@ -88,6 +88,13 @@ export interface NatLabOptions {
    */
   readonly postUp?: boolean;
   /**
+   * `snakebite server` starts on F before the peers come up (`lab.server`),
+   * so clients started right after `create` meet WireGuard's fresh
+   * interface-up attempts and its armed 5 s retry, as a daemon started by
+   * systemd right after wg-quick does. Implied by `postUp`.
+   */
+  readonly serverFirst?: boolean;
+  /**
    * Adds IPv6 everywhere (2001:db8::/32, the documentation range): no NAT, the
    * routers forward IPv6 behind a stateful firewall that admits only replies,
    * as home routers do; the peers reach F at [2001:db8::1]:51820 and each other
@@ -323,7 +330,7 @@ export class NatLab {
       });
     }
     await this.wgQuickUp(this.host('f'));
-    if (this.options.postUp) this.server = await this.startServer();
+    if (this.options.postUp || this.options.serverFirst) this.server = await this.startServer();
     // With PostUp the peers come up one after the other, as machines do, each PostUp seeing those before it.
     if (this.options.postUp) for (const host of this.peers()) await this.wgQuickUp(host);
     else await Promise.all(this.peers().map((host) => this.wgQuickUp(host)));
