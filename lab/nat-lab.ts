@@ -94,6 +94,8 @@ export interface NatLabOptions {
    * systemd right after wg-quick does. Implied by `postUp`.
    */
   readonly serverFirst?: boolean;
+  /** Listed peers share a PresharedKey per pair (in both files), so a client that re-creates an entry must keep it. */
+  readonly presharedKeys?: boolean;
   /**
    * Adds IPv6 everywhere (2001:db8::/32, the documentation range): no NAT, the
    * routers forward IPv6 behind a stateful firewall that admits only replies,
@@ -144,6 +146,7 @@ export interface WgQuickPeer {
   readonly publicKey: string;
   readonly endpoint?: string;
   readonly allowedIps: readonly string[];
+  readonly presharedKey?: string;
   /** Seconds; undefined leaves it off. */
   readonly persistentKeepalive?: number;
 }
@@ -166,6 +169,7 @@ export function renderWgQuick(config: WgQuickConfig): string {
   if (config.postUp) lines.push(`PostUp = ${config.postUp}`);
   for (const peer of config.peers) {
     lines.push('', '[Peer]', `PublicKey = ${peer.publicKey}`, `AllowedIPs = ${peer.allowedIps.join(', ')}`);
+    if (peer.presharedKey) lines.push(`PresharedKey = ${peer.presharedKey}`);
     if (peer.endpoint) lines.push(`Endpoint = ${peer.endpoint}`);
     if (peer.persistentKeepalive) lines.push(`PersistentKeepalive = ${peer.persistentKeepalive}`);
   }
@@ -190,6 +194,7 @@ export class NatLab {
   private readonly keyDir: string;
   private readonly log: LabLog | undefined;
   private readonly inetNs: string;
+  private readonly presharedKeyByPair = new Map<string, string>();
 
   private constructor(private readonly options: NatLabOptions) {
     this.log = options.log;
@@ -451,10 +456,25 @@ export class NatLab {
     };
     const listed = host.style === 'listed' || host.style === 'fang-only';
     const others: WgQuickPeer[] = listed
-      ? this.peers().filter((p) => p !== host).map((p) => ({ publicKey: p.keys.publicKey, allowedIps: [`${p.overlayAddress}/32`], persistentKeepalive: keepalive }))
+      ? this.peers()
+          .filter((p) => p !== host)
+          .map((p) => ({
+            publicKey: p.keys.publicKey,
+            allowedIps: [`${p.overlayAddress}/32`],
+            ...(this.options.presharedKeys ? { presharedKey: this.presharedKey(host.name, p.name) } : {}),
+            persistentKeepalive: keepalive,
+          }))
       : [];
     const postUp = this.options.postUp && host.style !== 'no-client' ? `snakebite ${this.clientArgs(name, ['--once']).join(' ')}` : undefined;
     return { ...iface, peers: [fang, ...others], ...(postUp ? { postUp } : {}) };
+  }
+
+  /** The PresharedKey two peers share (`presharedKeys`), made once per pair. */
+  presharedKey(x: HostName, y: HostName): string {
+    const pair = [x, y].sort().join('-');
+    let key = this.presharedKeyByPair.get(pair);
+    if (!key) this.presharedKeyByPair.set(pair, (key = randomBytes(32).toString('base64')));
+    return key;
   }
 
   /**
