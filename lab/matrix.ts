@@ -101,6 +101,13 @@ export interface PairResult {
   readonly firstReplyMs: number | null;
   /** ms from the clients starting until both sides show the promised direct or LAN path; null for relayed promises or never. */
   readonly connectMs: number | null;
+  /**
+   * ms from the clients being spawned until the pair's last client logged
+   * `client-started` (Node.js starting up: 0.15 s on a quiet machine, seconds
+   * on a loaded one); null when neither runs a client. `connectMs` minus this
+   * is what Snakebite itself took.
+   */
+  readonly clientsUpMs: number | null;
   /** The path each side shows once settled (`settleMs` after the clients started): `x>y` and `y>x`. */
   readonly settled: { readonly there: LabPath; readonly back: LabPath };
   /** Replies to 5 pings sent once settled. */
@@ -116,7 +123,12 @@ export interface PairResult {
 export async function runCell(lab: NatLab, options: { limitMs: number; settleMs: number; clientArgs?: readonly string[] }): Promise<PairResult[]> {
   await lab.startServer();
   const started = Date.now();
-  for (const host of lab.clientPeers()) lab.startSnakebite(host.name, lab.clientArgs(host.name, options.clientArgs ?? []));
+  const clients = new Map(lab.clientPeers().map((host) => [host.name, lab.startSnakebite(host.name, lab.clientArgs(host.name, options.clientArgs ?? []))]));
+  const upMs = (name: HostName): number | null => {
+    const line = clients.get(name)?.output.all().find((l) => /client-started/.test(l));
+    const at = line ? Date.parse(line.split(' ')[0]!) : NaN;
+    return Number.isNaN(at) ? null : at - started;
+  };
   return Promise.all(
     pairsOf(lab).map(async ([x, y]): Promise<PairResult> => {
       const promised = promisedPath(lab, x, y);
@@ -125,7 +137,9 @@ export async function runCell(lab: NatLab, options: { limitMs: number; settleMs:
       await new Promise((r) => setTimeout(r, Math.max(0, started + options.settleMs - Date.now())));
       const [there, back] = await Promise.all([lab.pathOf(x, y), lab.pathOf(y, x)]);
       const ping = await lab.ping(x, lab.host(y).overlayAddress, 5, { intervalS: 0.1 });
-      return { pair: `${x}-${y}`, promised, firstReplyMs, connectMs, settled: { there: there.path, back: back.path }, settledReplies: ping.received };
+      const ups = [upMs(x), upMs(y)].filter((v): v is number => v !== null);
+      const clientsUpMs = ups.length ? Math.max(...ups) : null;
+      return { pair: `${x}-${y}`, promised, firstReplyMs, connectMs, clientsUpMs, settled: { there: there.path, back: back.path }, settledReplies: ping.received };
     }),
   );
 }
