@@ -176,6 +176,16 @@ export function renderWgQuick(config: WgQuickConfig): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * How the lab runs `snakebite`: the checkout's bin under this Node.js, or,
+ * when LAB_SNAKEBITE_BIN names one, that executable itself (an installed
+ * package's `snakebite`, or a self-contained build), to test what users install.
+ */
+export function snakebiteArgv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const installed = env.LAB_SNAKEBITE_BIN;
+  return installed ? [installed] : [process.execPath, SNAKEBITE_BIN];
+}
+
 /** Runs `wg` inside a namespace, so the product's own driver can read lab interfaces. */
 function nsRunner(ns: string): CommandRunner {
   return (file, args) => runCommand('ip', ['netns', 'exec', ns, file, ...args]);
@@ -501,7 +511,7 @@ export class NatLab {
       if (routed.stdout.trim() === '') await exec(['ip', '-n', host.ns, '-4', 'route', 'add', prefix, 'dev', host.wgInterface], this.log);
     }
     if (config.postUp) {
-      const argv = [process.execPath, SNAKEBITE_BIN, ...config.postUp.split(' ').slice(1)];
+      const argv = [...snakebiteArgv(), ...config.postUp.split(' ').slice(1)];
       const proc = this.startProcess(host.name, 'PostUp', argv);
       let timer: NodeJS.Timeout | undefined;
       const code = await Promise.race([proc.exited, new Promise<string>((r) => (timer = setTimeout(() => r('timeout'), 30_000)))]);
@@ -557,7 +567,7 @@ export class NatLab {
 
   /** Starts `snakebite ARGS` inside a host's namespace. */
   startSnakebite(name: HostName, args: readonly string[]): LabProcess {
-    return this.startProcess(name, `snakebite ${args[0] ?? ''}`, [process.execPath, SNAKEBITE_BIN, ...args]);
+    return this.startProcess(name, `snakebite ${args[0] ?? ''}`, [...snakebiteArgv(), ...args]);
   }
 
   /**

@@ -181,27 +181,20 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
       });
   };
 
-  // "Send me a packet" requests: ours (kept in our reports for a while), and
-  // the ones we answered, by the asking peer, so each is answered once.
-  const asked = new Map<WireGuardKey, number>();
-  const answered = new Map<WireGuardKey, number>();
-  const activeRequests = () => {
-    const now = nowSeconds();
-    for (const [key, at] of asked) if (now - at > PUNCH_REQUEST_SECONDS) asked.delete(key);
-    return [...asked].map(([publicKey, at]) => ({ publicKey, at }));
-  };
+  // "Send me a packet" requests: ours stay in our reports for a while; each of theirs is answered once.
+  const activeRequests = () => tracker.activeRequests(nowSeconds(), PUNCH_REQUEST_SECONDS);
   /** Peers we send to that stopped answering: probe them, and ask the silent ones (through the fang) to send first. */
   const askOneWayPeers = async (list: PeerList, result: SyncResult) => {
     const now = nowSeconds();
     const fangKey = list.fang.publicKey;
-    const keys = tracker.oneWay(result.device, fangKey, now).filter((key) => now - (asked.get(key) ?? 0) > PUNCH_REQUEST_SECONDS / 2);
+    const keys = tracker.oneWay(result.device, fangKey, now).filter((key) => !tracker.askedWithin(key, now, PUNCH_REQUEST_SECONDS / 2));
     if (keys.length === 0) return;
     const byKey = new Map(result.device.peers.map((peer) => [peer.publicKey, peer]));
     const targets = keys.map((key) => ({ publicKey: key, probeAddress: firstHost(byKey.get(key)!.allowedIps[0]!) }));
     const { silent } = await probePeers(deps.driver, targets, deps.triggerHandshakes, options.probeTimeoutMs);
     if (silent.size === 0) return;
     for (const key of silent) {
-      asked.set(key, now);
+      tracker.noteAsked(key, now);
       logger.info('punch-requested', { peer: key, reason: 'our packets get no answer: asking it through the fang to send first (its NAT may have forgotten us)' });
     }
     lastReport = (await sendReportQuietly(deps, result.device, fangKey, undefined, activeRequests())) ?? lastReport;
@@ -213,8 +206,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     const targets: IpAddress[] = [];
     for (const entry of list.peers) {
       const request = entry.punchRequests?.find((r) => r.publicKey === me);
-      if (!request || request.at <= (answered.get(entry.publicKey) ?? 0)) continue;
-      answered.set(entry.publicKey, request.at);
+      if (!request || !tracker.takeRequest(entry.publicKey, request.at)) continue;
       const local = byKey.get(entry.publicKey);
       if (!local?.endpoint || !local.allowedIps[0]) continue;
       targets.push(firstHost(local.allowedIps[0]));
