@@ -68,19 +68,34 @@ export function describeStyles(lab: NatLab): string {
   return lab.peers().map((h) => `${h.name}:${STYLE_LABEL[h.style]}`).join(' ');
 }
 
+/** What decides the path the README promises for one side of a pair. */
+export interface PathSide {
+  readonly style: ConfigStyle;
+  /** The NAT router it sits behind (same router: same LAN). */
+  readonly router: string;
+  readonly nat: NatKind;
+}
+
 /**
- * The path the README promises for two peers: `lan` behind one NAT (unless
- * one of them runs no client); `relayed` when either runs no client (it lists
- * only the fang, so it accepts nobody else's handshake), or when a punch
- * cannot pass (a symmetric NAT facing anything but a forwarded port);
- * `direct` otherwise.
+ * The path the README promises for two peers: `relayed` when either runs no
+ * client (it lists only the fang, so it accepts nobody else's handshake);
+ * `lan` behind one NAT; `relayed` when a punch cannot pass (a symmetric NAT
+ * facing a cone or symmetric one); `direct` otherwise.
  */
-export function promisedPath(lab: NatLab, x: HostName, y: HostName): LabPath {
-  const [hx, hy] = [lab.host(x), lab.host(y)];
-  if (hx.style === 'no-client' || hy.style === 'no-client') return 'relayed';
-  if (hx.router === hy.router) return 'lan';
-  const nats = [lab.router(hx.router!).nat, lab.router(hy.router!).nat].sort().join('/');
+export function promisedPathFor(x: PathSide, y: PathSide): LabPath {
+  if (x.style === 'no-client' || y.style === 'no-client') return 'relayed';
+  if (x.router === y.router) return 'lan';
+  const nats = [x.nat, y.nat].sort().join('/');
   return nats === 'symmetric/symmetric' || nats === 'cone/symmetric' ? 'relayed' : 'direct';
+}
+
+/** `promisedPathFor` two hosts of a built lab, with their routers' NATs as they are now. */
+export function promisedPath(lab: NatLab, x: HostName, y: HostName): LabPath {
+  const side = (name: HostName): PathSide => {
+    const host = lab.host(name);
+    return { style: host.style, router: host.router!, nat: lab.router(host.router!).nat };
+  };
+  return promisedPathFor(side(x), side(y));
 }
 
 /** Every unordered pair of the lab's peers, the one that runs a client first. */
