@@ -11,6 +11,7 @@ import type { WireGuardDriver } from '../wireguard/driver';
 import { guardConnections, type ConnectionLimits, type ConnectionSource } from './connection-guard';
 import { SharedDeviceView } from './device-view';
 import { scopePeerList, settleChanges } from './list-scope';
+import { mayLink, nameOf, type Policy } from './policy';
 import { PunchRequestBook } from './punch-requests';
 import { RateLimitedLog } from './rate-limited-log';
 import { buildPeerList, identifyAsker } from './peer-list-view';
@@ -30,6 +31,8 @@ export interface FangServerOptions {
   readonly watchIntervalMs?: number;
   /** Connections held per peer and in all; see connection-guard.ts. */
   readonly connectionLimits?: ConnectionLimits;
+  /** Who may learn whose endpoint; undefined: every peer learns every other. */
+  readonly policy?: Policy;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -42,6 +45,8 @@ export interface FangServer {
   readonly port: number;
   readonly view: SharedDeviceView;
   readonly watch: PeerWatch;
+  /** Puts a new policy in force: waiting clients are woken and every client gets a full list next. */
+  setPolicy(policy: Policy | undefined): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -92,6 +97,10 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   // Lines a stranger or a misbehaving peer can cause are rate-limited.
   const refusals = new RateLimitedLog(logger);
   const nowSeconds = () => Math.floor(Date.now() / 1000);
+  let policy = options.policy;
+  /** Deltas from before this revision are not given: the policy changed what each peer may see. */
+  let policyEpoch = 0;
+  const named = (key: WireGuardKey) => ({ peer: key, name: nameOf(policy, key) });
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     // Listen for the hang-up before the first await: a 'close' during the interface read would be missed.
@@ -155,14 +164,15 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       // The asker itself may have moved while it waited: report its endpoint as it is now.
       asker = identifyAsker(current.device, unmapIpv4(source!)) ?? asker;
     }
-    const raw = since === undefined ? undefined : watch.changesSince(since);
+    const raw = since === undefined || since < policyEpoch ? undefined : watch.changesSince(since);
     const changes = raw && settleChanges(raw, current.device);
     const list = scopePeerList(
       buildPeerList(current.device, asker, current.revision, changes && since !== undefined ? { since, ...changes } : undefined, reports),
-      () => true,
+      (key) => mayLink(policy, asker!.publicKey, key),
       nowSeconds(),
+      (key) => nameOf(policy, key),
     );
-    logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, peers: list.peers.length });
+    logger.debug('request-served', { ...named(asker.publicKey), source: formatIp(unmapIpv4(source!)), path, peers: list.peers.length });
     if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
     return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
   };
@@ -216,7 +226,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     try {
       report = parsePeerReport(JSON.parse(text));
     } catch (error) {
-      refusals.warn('report-refused', { peer: asker.publicKey, reason: describeError(error) });
+      refusals.warn('report-refused', { ...named(asker.publicKey), reason: describeError(error) });
       return reply(400, `${error instanceof Error ? error.message : String(error)}\n`);
     }
     const before = reports.get(asker.publicKey);
@@ -236,7 +246,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       punchBook.forget(key);
     }
     if (!before || JSON.stringify(serializePeerReport(before)) !== JSON.stringify(serializePeerReport(report))) {
-      logger.debug('report-received', { peer: asker.publicKey, candidates: report.candidates.length, seen: report.seen.length });
+      logger.debug('report-received', { ...named(asker.publicKey), candidates: report.candidates.length, seen: report.seen.length });
       touchSoon(asker.publicKey, [asker.publicKey, ...report.seen.map((s) => s.publicKey), ...(before?.seen.map((s) => s.publicKey) ?? [])]);
     }
     return reply(204, '');
@@ -253,7 +263,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       peer = identifyAsker(known.device, source);
     }
     const peers = known!.device.peers.length;
-    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers } : { kind: 'not-a-peer', peers };
+    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) } : { kind: 'not-a-peer', peers };
   };
 
   const server: Server = createServer((request, response) => {
@@ -297,6 +307,12 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     port,
     view,
     watch,
+    setPolicy: async (next) => {
+      policy = next;
+      const { device } = await watch.refresh();
+      watch.touch(device.peers.map((peer) => peer.publicKey));
+      policyEpoch = watch.revision;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         watch.close();

@@ -9,10 +9,12 @@ export function serializePeerList(list: PeerList): unknown {
     you: {
       publicKey: list.you.publicKey,
       endpoint: list.you.endpoint && formatEndpoint(list.you.endpoint),
+      ...(list.you.name !== undefined ? { name: list.you.name } : {}),
       ...(list.you.seenBy ? { seenBy: list.you.seenBy.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
     },
     peers: list.peers.map((peer) => ({
       publicKey: peer.publicKey,
+      ...(peer.name !== undefined ? { name: peer.name } : {}),
       endpoint: peer.endpoint && formatEndpoint(peer.endpoint),
       allowedIps: peer.allowedIps.map(formatPrefix),
       latestHandshake: peer.latestHandshake,
