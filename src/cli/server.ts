@@ -1,6 +1,7 @@
 import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
 import { loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
+import { RelayFirewall } from '../fang/relay-firewall';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
 import { LOGGING_OPTIONS, loggerFromFlags, parseAddressAndPort, parseCommandArgs, parseInterfaceName, requireString, shutdownSignal } from './options';
@@ -67,7 +68,9 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
   if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
   const signal = shutdownSignal(logger);
-  const server = await startFangServer({ driver, listenAddress: listen.address, port: listen.port, logger, ...(policy ? { policy } : {}) });
+  // Under a policy, relaying through this machine is limited the same way (an iptables chain in FORWARD).
+  const relayFirewall = policy ? new RelayFirewall(interfaceName, logger) : undefined;
+  const server = await startFangServer({ driver, listenAddress: listen.address, port: listen.port, logger, ...(policy ? { policy, relayFirewall } : {}) });
   const stopReloading = policyPath === undefined ? () => {} : reloadPolicyOnHangup(policyPath, logger, (next) => server.setPolicy(next));
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   stopReloading();

@@ -13,6 +13,7 @@ import { SharedDeviceView } from './device-view';
 import { scopePeerList, settleChanges } from './list-scope';
 import { mayLink, nameOf, type Policy } from './policy';
 import { PunchRequestBook } from './punch-requests';
+import { keepRelayFirewall, type RelayFirewallPort } from './relay-firewall';
 import { RateLimitedLog } from './rate-limited-log';
 import { buildPeerList, identifyAsker } from './peer-list-view';
 import { PeerWatch } from './peer-watch';
@@ -33,6 +34,8 @@ export interface FangServerOptions {
   readonly connectionLimits?: ConnectionLimits;
   /** Who may learn whose endpoint; undefined: every peer learns every other. */
   readonly policy?: Policy;
+  /** Limits relaying to the pairs the policy links (iptables on the real fang); none: relaying is not limited. */
+  readonly relayFirewall?: RelayFirewallPort;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -299,6 +302,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     });
     server.listen({ host, port: options.port, exclusive: true }, () => resolve());
   });
+  const relay = options.relayFirewall && keepRelayFirewall(options.relayFirewall, () => policy, async () => (await watch.refresh()).device, logger);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   logger.info('server-listening', { interface: driver.interfaceName, listen: host, port });
@@ -309,17 +313,20 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     watch,
     setPolicy: async (next) => {
       policy = next;
+      await relay?.sync();
       const { device } = await watch.refresh();
       watch.touch(device.peers.map((peer) => peer.publicKey));
       policyEpoch = watch.revision;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await relay?.stop();
+      await new Promise<void>((resolve) => {
         watch.close();
         refusals.close();
         for (const pending of pendingTouch.values()) clearTimeout(pending.timer);
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { mayLink, parsePolicy, PolicyError } from '../../src/fang/policy';
 import { loadPolicyFile } from '../../src/fang/policy-file';
+import { relayRules } from '../../src/fang/relay-firewall';
 import { parsePeerList } from '../../src/peer-list/parse';
 import { isSnakebiteError } from '../../src/errors';
 import { key, stringify } from '../support/fakes';
@@ -124,5 +125,39 @@ describe('the fang under a policy', () => {
     const after = await waiting;
     assert.equal(after.since, undefined, 'a full list, not a delta');
     assert.deepEqual(after.peers.map((p) => p.name), ['phone']);
+  });
+});
+
+describe('relay firewall rules', () => {
+  test('only linked pairs return; everything else on the interface is dropped', () => {
+    const state = fangWith(loopbackPeers(5));
+    const rules = relayRules(parsePolicy(POLICY), { ...state, interfaceName: 'wg0' });
+    assert.equal(rules.chain, 'SNAKEBITE-wg0');
+    const returns = rules.ipv4.split('\n').filter((l) => l.endsWith('-j RETURN'));
+    // laptop<->phone, laptop<->nas, phone<->nas, each both ways
+    assert.deepEqual(returns.sort(), [
+      '-A SNAKEBITE-wg0 -s 127.1.0.0/32 -d 127.1.0.1/32 -j RETURN',
+      '-A SNAKEBITE-wg0 -s 127.1.0.0/32 -d 127.1.0.2/32 -j RETURN',
+      '-A SNAKEBITE-wg0 -s 127.1.0.1/32 -d 127.1.0.0/32 -j RETURN',
+      '-A SNAKEBITE-wg0 -s 127.1.0.1/32 -d 127.1.0.2/32 -j RETURN',
+      '-A SNAKEBITE-wg0 -s 127.1.0.2/32 -d 127.1.0.0/32 -j RETURN',
+      '-A SNAKEBITE-wg0 -s 127.1.0.2/32 -d 127.1.0.1/32 -j RETURN',
+    ]);
+    assert.match(rules.ipv4, /^\*filter\n:SNAKEBITE-wg0 - \[0:0\]\n[\s\S]*-A SNAKEBITE-wg0 -j DROP\nCOMMIT\n$/);
+    assert.equal(rules.count, 6);
+  });
+
+  test('the server keeps the chain in step with a new policy, and removes it when it stops', async (t) => {
+    const applied: number[] = [];
+    const removed: string[] = [];
+    const server = await startTestFang(t, new MutableDriver(fangWith(loopbackPeers(5))), {
+      policy: parsePolicy(POLICY),
+      relayFirewall: { apply: async (rules) => void applied.push(rules.count), remove: async (chain) => void removed.push(chain) },
+    });
+    await server.setPolicy(parsePolicy('allow all all'));
+    assert.deepEqual(applied.slice(-1), [20]);
+    assert.ok(applied.includes(6));
+    await server.close();
+    assert.deepEqual(removed, ['SNAKEBITE-wg0']);
   });
 });
