@@ -16,6 +16,7 @@ import { PunchRequestBook } from './punch-requests';
 import { keepRelayFirewall, type RelayFirewallPort } from './relay-firewall';
 import { RateLimitedLog } from './rate-limited-log';
 import { buildPeerList, identifyAsker } from './peer-list-view';
+import { PeerListEncoder } from './peer-list-encoder';
 import { PeerWatch } from './peer-watch';
 
 /** TCP port of the peer-list service when `--listen` gives none. */
@@ -93,7 +94,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   /** Long polls held per peer: one peer may not take every connection. */
   const waitingBy = new Map<WireGuardKey, number>();
   const view = new SharedDeviceView(driver, options.deviceMaxAgeMs ?? 200);
-  const watch = new PeerWatch(view, options.watchIntervalMs ?? 250, (error) =>
+  const encoder = new PeerListEncoder();
+  const watch = new PeerWatch(view, options.watchIntervalMs ?? 100, (error) =>
     logger.error('interface-read-failed', { error: describeError(error) }),
   );
 
@@ -112,7 +114,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const sourceText = request.socket.remoteAddress ?? '';
     const source = parseIp(sourceText);
     const [path = '', query = ''] = (request.url ?? '').split('?', 2);
-    const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
+    const reply = (status: number, body: string | Buffer, type = 'text/plain; charset=utf-8') => {
       response.writeHead(status, {
         'content-type': type,
         'content-length': Buffer.byteLength(body),
@@ -155,6 +157,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (since !== undefined && wait && holding < MAX_WAITS_PER_PEER) {
       // Long poll: hold the request until a peer changes, the wait ends or the asker hangs up.
       waitingBy.set(asker.publicKey, holding + 1);
+      current = undefined; // a parked request holds no interface state
       try {
         await watch.waitForChange(since, wait * 1000, hangUp.signal);
       } finally {
@@ -163,21 +166,29 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
         else waitingBy.delete(asker.publicKey);
       }
       if (hangUp.signal.aborted) return;
-      current = await watch.refresh();
+      try {
+        current = await watch.refresh();
+      } catch (error) {
+        logger.error('interface-read-failed', { error: describeError(error) });
+        return reply(503, 'the fang cannot read its WireGuard interface right now\n');
+      }
       // The asker itself may have moved while it waited: report its endpoint as it is now.
       asker = identifyAsker(current.device, unmapIpv4(source!)) ?? asker;
     }
-    const raw = since === undefined || since < policyEpoch ? undefined : watch.changesSince(since);
+    // The text form has no way to say "removed": it is always the whole list (`since` only lets it wait).
+    const raw = since === undefined || since < policyEpoch || path === '/v1/peers.txt' ? undefined : watch.changesSince(since);
     const changes = raw && settleChanges(raw, current.device);
-    const list = scopePeerList(
-      buildPeerList(current.device, asker, current.revision, changes && since !== undefined ? { since, ...changes } : undefined, reports),
-      (key) => mayLink(policy, asker!.publicKey, key),
-      nowSeconds(),
-      (key) => nameOf(policy, key),
-    );
-    logger.debug('request-served', { ...named(asker.publicKey), source: formatIp(unmapIpv4(source!)), path, peers: list.peers.length });
-    if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
-    return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
+    const delta = changes && since !== undefined ? { since, ...changes } : undefined;
+    logger.debug('request-served', { ...named(asker.publicKey), source: formatIp(unmapIpv4(source!)), path, delta: delta !== undefined });
+    if (path === '/v1/peers.txt' || policy) {
+      // Under a policy each asker sees its own set of peers: built for it alone (policy.ts, list-scope.ts).
+      const askerKey = asker.publicKey;
+      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), (key) => mayLink(policy, askerKey, key), nowSeconds(), (key) => nameOf(policy, key));
+      if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
+      return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
+    }
+    // The same document as serializePeerList(scopePeerList(buildPeerList(...))), encoded once per revision and shared.
+    return reply(200, encoder.encode(current.device, asker, current.revision, delta, reports, nowSeconds()), 'application/json');
   };
 
   /** The latest report of each peer, by key; lost on restart (clients report again on a full list). */

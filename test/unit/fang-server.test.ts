@@ -329,6 +329,35 @@ describe('fang server: revisions, deltas and long polls', () => {
     assert.deepEqual(parsed.rejected, []);
   });
 
+  test('peers.txt with since is still the whole list (text cannot say "removed")', async (t) => {
+    const driver = new CountingDriver(fangDevice());
+    const server = await startServer(t, driver, { deviceMaxAgeMs: 0 });
+    const first = await json(server.port, '/v1/peers');
+    const state = fangDevice();
+    driver.state = { ...state, peers: state.peers.map((p) => (p.publicKey === SILENT ? { ...p, endpoint: { address: ip('198.51.100.44'), port: 4444 } } : p)) };
+    assert.equal((await json(server.port, `/v1/peers?since=${first.revision}`)).peers.length, 1);
+    const text = await get(server.port, `/v1/peers.txt?since=${first.revision}`);
+    assert.equal(text.status, 200);
+    assert.equal(text.body, `${OTHER} [2001:db8::3]:51820\n${SILENT} 198.51.100.44:4444\n`);
+  });
+
+  test('a long poll whose interface read fails after the change answers 503, not 500', async (t) => {
+    let reads = 0;
+    let changedAt = Infinity;
+    const driver = new CountingDriver(() => {
+      reads++;
+      if (reads > changedAt + 1) throw new Error('wg exploded');
+      const state = fangDevice();
+      return reads > changedAt ? { ...state, peers: state.peers.filter((p) => p.publicKey !== SILENT) } : state;
+    });
+    const server = await startFangServer({ driver, listenAddress: ip('127.0.0.1'), port: 0, logger: silentLogger, deviceMaxAgeMs: 0, watchIntervalMs: 20 });
+    t.after(() => server.close());
+    const first = await json(server.port, '/v1/peers');
+    const pending = get(server.port, `/v1/peers?since=${first.revision}&wait=10`);
+    setTimeout(() => (changedAt = reads), 60);
+    assert.equal((await within(5000, pending)).status, 503);
+  });
+
   test('an unknown since (another fang, or a restart) gets the full list', async (t) => {
     const server = await startServer(t, new CountingDriver(fangDevice()));
     const body = await json(server.port, '/v1/peers?since=1');
