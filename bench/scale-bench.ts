@@ -413,7 +413,7 @@ async function serverRole(mode: string): Promise<void> {
       const event = (JSON.parse(line) as { event: string }).event;
       errorsByEvent.set(event, (errorsByEvent.get(event) ?? 0) + 1);
     } });
-    const fang = await startFangServer({ driver, listenAddress: parseIp(SERVER_ADDRESS)!, port: SERVER_PORT, logger, maxConnections: 60_000 });
+    const fang = await startFangServer({ driver, listenAddress: parseIp(SERVER_ADDRESS)!, port: SERVER_PORT, logger });
     waiting = () => fang.watch.waiting;
     Object.defineProperty(globalThis, '__sbView', { value: fang.view });
   }

@@ -41,8 +41,12 @@ function stillOurs(pid: number, argv: readonly string[]): boolean {
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((part) => part.length > 0);
     // `ip netns exec NS prog ...` becomes `prog ...` after exec: compare the tail.
-    const tail = argv.slice(argv.length - cmdline.length);
-    return cmdline.length > 0 && tail.length === cmdline.length && tail.every((part, i) => part === cmdline[i]);
+    const same = (line: readonly string[]) => {
+      const tail = argv.slice(argv.length - line.length);
+      return line.length > 0 && tail.length === line.length && tail.every((part, i) => part === line[i]);
+    };
+    // A script run through its #! line gets its interpreter in front (`node /usr/bin/snakebite ...`).
+    return same(cmdline) || same(cmdline.slice(1));
   } catch {
     return false;
   }

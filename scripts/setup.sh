@@ -2,8 +2,12 @@
 # Installs what Snakebite's build, demo and tests need, then builds.
 # Idempotent, and quick when everything is already there: apt runs only
 # for a missing tool, npm ci only when the lock file changed.
+#   --test  also what only the tests need: Node.js 22 and 24 under .cache/node/,
+#           headless Chromium (browser test) and systemd-analyze (unit files).
 set -eu
 cd "$(dirname "$0")/.."
+for_tests=false
+[ "${1:-}" = "--test" ] && for_tests=true
 
 missing=""
 want() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
@@ -13,6 +17,10 @@ want ip iproute2
 want iptables iptables
 want conntrack conntrack
 want ping iputils-ping
+if $for_tests; then
+  want chromium chromium
+  want systemd-analyze systemd
+fi
 
 if [ -n "$missing" ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -27,6 +35,10 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if $for_tests; then
+  sh scripts/node-versions.sh >/dev/null
 fi
 
 echo "setup: building"

@@ -1,9 +1,12 @@
 import { describeError, SnakebiteError } from '../errors';
 import { clientCommand } from './client';
+import { doctorCommand } from './doctor';
 import { serverCommand } from './server';
 import { statusCommand } from './status';
 
-const VERSION = '0.1.0';
+/** The package's version: package.json sits three levels above dist/src/cli/ (a bundler inlines it). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const VERSION: string = (require('../../../package.json') as { version: string }).version;
 
 export const MAIN_HELP = `Usage: snakebite <command> [options]
 
@@ -14,6 +17,7 @@ Commands:
   server    run on the fang: serve the peer list on its WireGuard address
   client    run on a peer: apply the fang's peer list (daemon, or --once)
   status    show per peer whether the path is direct, lan, relayed or none, and why
+  doctor    check this peer's or the fang's setup and say what to change
 
 Run 'snakebite <command> --help' for its options.
   -h, --help       show this help
@@ -25,6 +29,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   server: serverCommand,
   client: clientCommand,
   status: statusCommand,
+  doctor: doctorCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

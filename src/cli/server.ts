@@ -2,7 +2,7 @@ import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
-import { LOGGING_OPTIONS, loggerFromFlags, parseAddressAndPort, parseCommandArgs, parseInterfaceName, requireString, shutdownSignal } from './options';
+import { LOGGING_OPTIONS, loggerFromFlags, parseAddressAndPort, parseCommandArgs, parseInterfaceName, requireString, shutdownSignal, settingsHelp } from './options';
 
 export const SERVER_HELP = `Usage: snakebite server --interface IF --listen IP[:PORT] [options]
 
@@ -14,13 +14,13 @@ when its source address lies in a peer's AllowedIPs (that peer is the asker).
   -l, --listen IP[:PORT] an address of IF to serve on; PORT defaults to ${DEFAULT_SERVER_PORT} (TCP)
       --log-level LEVEL  debug, info, warn or error (default info)
       --log-format FMT   text or json (default text)
-  -h, --help             show this help
+${settingsHelp('server').flag}  -h, --help             show this help
 
 Endpoints: GET /v1/peers (JSON; ?since=REVISION&wait=SECONDS to wait for a change),
 GET /v1/peers.txt ("<public-key> <endpoint>" lines), POST /v1/report (what a
 peer tells about itself). Peers that cannot connect directly are relayed
 through this machine: it warns at start when IP forwarding is off.
-Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failed to start, 2 bad usage.
+${settingsHelp('server').epilog}Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failed to start, 2 bad usage.
 `;
 
 export async function serverCommand(argv: string[]): Promise<number> {

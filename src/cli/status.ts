@@ -10,7 +10,7 @@ import { listenPortClashes } from '../status/diagnose';
 import { describePaths, guessFangPeer } from '../status/paths';
 import { shortKey } from '../wireguard/key';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
-import { parseAddressAndPort, parseCommandArgs, parseInterfaceName } from './options';
+import { parseAddressAndPort, parseCommandArgs, parseInterfaceName, settingsHelp } from './options';
 
 export const STATUS_HELP = `Usage: snakebite status --interface IF [--server IP[:PORT]] [--json]
 
@@ -25,9 +25,9 @@ what peers report, to tell which side's NAT defeats a punch.
                          without either, the peer with an endpoint and the widest
                          AllowedIPs is taken as the fang and the fang is not asked
       --json             print JSON instead of a table
-  -h, --help             show this help
+${settingsHelp('status').flag}  -h, --help             show this help
 
-Exit codes: 0 shown, 1 the interface could not be read (or no peer routes the
+${settingsHelp('status').epilog}Exit codes: 0 shown, 1 the interface could not be read (or no peer routes the
 given server address), 2 bad usage.
 `;
 

@@ -4,6 +4,7 @@ import { serializePeerListEntry } from '../peer-list/serialize';
 import type { DeviceState, PeerState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 import { gatherSeenBy, listEntry, type PeerListDelta, type SeenBy } from './peer-list-view';
+import { punchRequestsFor } from './punch-requests';
 
 /** One peer's entry as JSON, with what it was made from (compared by identity). */
 interface CachedEntry {
@@ -21,6 +22,8 @@ interface SharedPeers {
   /** Byte offset of each entry in `body`. */
   readonly starts: readonly number[];
   readonly indexOf: ReadonlyMap<WireGuardKey, number>;
+  /** The peer each entry was made from, by index. */
+  readonly peerStates: readonly PeerState[];
 }
 
 interface Built {
@@ -43,15 +46,28 @@ const COMMA = Buffer.from(',');
  */
 export class PeerListEncoder {
   private readonly entries = new Map<WireGuardKey, CachedEntry>();
-  private seen: { revision: number; reports: ReadonlyMap<WireGuardKey, PeerReport>; byKey: Map<WireGuardKey, SeenBy> } | undefined;
+  private seen:
+    | {
+        revision: number;
+        reports: ReadonlyMap<WireGuardKey, PeerReport>;
+        byKey: Map<WireGuardKey, SeenBy>;
+        /** Who asked each peer to send first: the entries that differ for that one asker. */
+        askedBy: Map<WireGuardKey, WireGuardKey[]>;
+      }
+    | undefined;
   private full: Built | undefined;
   private delta: Built | undefined;
   private positions: { device: DeviceState; indexOf: Map<WireGuardKey, number> } | undefined;
 
-  /** The JSON body for `asker`: everything, or with `delta` only what changed after `delta.since`. */
-  encode(device: DeviceState, asker: PeerState, revision: number, delta: PeerListDelta | undefined, reports: ReadonlyMap<WireGuardKey, PeerReport>): Buffer {
+  /**
+   * The JSON body for `asker`: everything, or with `delta` only what changed
+   * after `delta.since`. Shared entries carry no punch requests: a request is
+   * shown only to the peer it names (see punchRequestsFor), so the few
+   * entries that ask `asker` to send first are encoded for it alone.
+   */
+  encode(device: DeviceState, asker: PeerState, revision: number, delta: PeerListDelta | undefined, reports: ReadonlyMap<WireGuardKey, PeerReport>, nowSeconds: number): Buffer {
     if (device.publicKey === null) throw new Error('the fang interface has no key');
-    const seenBy = this.seenByAt(revision, reports);
+    const { byKey: seenBy, askedBy } = this.seenAt(revision, reports);
     const built = delta ? this.buildDelta(device, revision, delta, reports, seenBy) : this.buildFull(device, revision, reports, seenBy);
     const askerSeen = seenBy.get(asker.publicKey);
     const you = {
@@ -59,17 +75,40 @@ export class PeerListEncoder {
       endpoint: asker.endpoint && formatEndpoint(asker.endpoint),
       ...(askerSeen ? { seenBy: askerSeen.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
     };
+    const personal: Buffer[] = [];
+    const cut = new Set<number>();
+    const own = built.peers.indexOf.get(asker.publicKey);
+    if (own !== undefined) cut.add(own);
+    for (const reporter of askedBy.get(asker.publicKey) ?? []) {
+      const index = built.peers.indexOf.get(reporter);
+      const requests = punchRequestsFor(reports.get(reporter)?.punchRequests, asker.publicKey, nowSeconds);
+      if (index === undefined || requests.length === 0) continue;
+      cut.add(index);
+      const entry = serializePeerListEntry({ ...listEntry(built.peers.peerStates[index]!, reports, seenBy), punchRequests: requests });
+      personal.push(Buffer.from(JSON.stringify(entry)));
+    }
     const head = `{"version":${PEER_LIST_VERSION},"fang":${JSON.stringify({ publicKey: device.publicKey })},"you":${JSON.stringify(you)},"peers":[`;
     let tail = `],"revision":${revision}`;
     if (delta) tail += `,"since":${delta.since},"removed":${JSON.stringify([...delta.removed].filter((key) => key !== asker.publicKey))}`;
     tail += '}\n';
-    return Buffer.concat([Buffer.from(head), ...without(built.peers, asker.publicKey), Buffer.from(tail)]);
+    const pieces = joinWithCommas([...without(built.peers, cut), ...personal]);
+    return Buffer.concat([Buffer.from(head), ...pieces, Buffer.from(tail)]);
   }
 
-  private seenByAt(revision: number, reports: ReadonlyMap<WireGuardKey, PeerReport>): Map<WireGuardKey, SeenBy> {
+  private seenAt(revision: number, reports: ReadonlyMap<WireGuardKey, PeerReport>): NonNullable<PeerListEncoder['seen']> {
     // Reports count as changed when they move the revision (the server touches the keys they concern).
-    if (!this.seen || this.seen.revision !== revision || this.seen.reports !== reports) this.seen = { revision, reports, byKey: gatherSeenBy(reports) };
-    return this.seen.byKey;
+    if (!this.seen || this.seen.revision !== revision || this.seen.reports !== reports) {
+      const askedBy = new Map<WireGuardKey, WireGuardKey[]>();
+      for (const [reporter, report] of reports) {
+        for (const request of report.punchRequests ?? []) {
+          const list = askedBy.get(request.publicKey);
+          if (list) list.push(reporter);
+          else askedBy.set(request.publicKey, [reporter]);
+        }
+      }
+      this.seen = { revision, reports, byKey: gatherSeenBy(reports), askedBy };
+    }
+    return this.seen;
   }
 
   private buildFull(device: DeviceState, revision: number, reports: ReadonlyMap<WireGuardKey, PeerReport>, seenBy: Map<WireGuardKey, SeenBy>): Built {
@@ -120,7 +159,8 @@ export class PeerListEncoder {
     ) {
       return cached.json;
     }
-    const json = Buffer.from(JSON.stringify(serializePeerListEntry(listEntry(peer, reports, seenBy))));
+    const { punchRequests: _personal, ...shared } = listEntry(peer, reports, seenBy);
+    const json = Buffer.from(JSON.stringify(serializePeerListEntry(shared)));
     this.entries.set(peer.publicKey, { endpoint: peer.endpoint, allowedIps: peer.allowedIps, latestHandshake: peer.latestHandshake, report, seenText, json });
     return json;
   }
@@ -141,15 +181,28 @@ function share(parts: readonly Buffer[], peers: readonly PeerState[]): SharedPee
     pieces.push(part);
     offset += part.length;
   });
-  return { body: Buffer.concat(pieces, offset), starts, indexOf };
+  return { body: Buffer.concat(pieces, offset), starts, indexOf, peerStates: peers };
 }
 
-/** The shared entries without `key`'s own, as slices of the shared bytes (no copy). */
-function without(peers: SharedPeers, key: WireGuardKey): Buffer[] {
-  const i = peers.indexOf.get(key);
-  if (i === undefined) return [peers.body];
+/** The shared entries without those at the `cut` indices, as slices of the shared bytes (no copy), each run without its trailing comma. */
+function without(peers: SharedPeers, cut: ReadonlySet<number>): Buffer[] {
   const count = peers.starts.length;
-  if (count === 1) return [];
-  if (i === count - 1) return [peers.body.subarray(0, peers.starts[i]! - 1)];
-  return [peers.body.subarray(0, peers.starts[i]!), peers.body.subarray(peers.starts[i + 1]!)];
+  if (cut.size === 0) return count === 0 ? [] : [peers.body];
+  const runs: Buffer[] = [];
+  let runStart = -1;
+  for (let i = 0; i <= count; i++) {
+    const kept = i < count && !cut.has(i);
+    if (kept && runStart < 0) runStart = i;
+    if (!kept && runStart >= 0) {
+      const end = i < count ? peers.starts[i]! - 1 : peers.body.length;
+      runs.push(peers.body.subarray(peers.starts[runStart]!, end));
+      runStart = -1;
+    }
+  }
+  return runs;
+}
+
+/** `parts` with a comma between each two. */
+function joinWithCommas(parts: readonly Buffer[]): Buffer[] {
+  return parts.flatMap((part, i) => (i === 0 ? [part] : [COMMA, part]));
 }

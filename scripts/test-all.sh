@@ -1,0 +1,22 @@
+#!/bin/sh
+# Everything CI runs (npm test; its pretest ran scripts/setup.sh --test):
+# unit tests on every Node.js version we support, the packed tarball installed
+# and used in the lab on each of them, the systemd units verified, then every
+# lab test on the machine's Node.js. Stops at the first failure.
+set -eu
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+for bin in "$(dirname "$(command -v node)")" $(sh scripts/node-versions.sh); do
+  echo "== unit tests on Node.js $("$bin/node" --version)"
+  "$bin/node" --test dist/test/unit/
+done
+
+echo "== systemd units"
+sh scripts/verify-units.sh
+
+sh scripts/test-install.sh
+
+echo "== lab tests on Node.js $(node --version)"
+node --test --test-concurrency=1 --test-timeout=300000 dist/test/lab/
+echo "test-all: $(( $(date +%s) - start )) s"
