@@ -244,7 +244,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       return reply(400, `${error instanceof Error ? error.message : String(error)}\n`);
     }
     const before = reports.get(asker.publicKey);
-    const known = new Set(device.peers.map((peer) => peer.publicKey));
+    const known = { has: (key: WireGuardKey) => watch.peer(key) !== undefined }; // the interface as just read, without a set per report
     // Only observations of this fang's own peers are kept.
     const ours = (key: WireGuardKey) => known.has(key) && key !== asker.publicKey;
     report = {
