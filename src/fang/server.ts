@@ -7,6 +7,7 @@ import { PEER_LIST_LIMITS, type PeerReport } from '../peer-list/peer-list';
 import { formatPeerListText, serializePeerList, serializePeerReport } from '../peer-list/serialize';
 import type { WireGuardKey } from '../wireguard/key';
 import type { WireGuardDriver } from '../wireguard/driver';
+import type { DeviceState } from '../wireguard/device-state';
 import { SharedDeviceView } from './device-view';
 import { buildPeerList, identifyAsker } from './peer-list-view';
 import { PeerWatch } from './peer-watch';
@@ -23,6 +24,15 @@ export interface FangServerOptions {
   readonly deviceMaxAgeMs?: number;
   /** How often the interface is read while clients wait for a change, in milliseconds. */
   readonly watchIntervalMs?: number;
+  /** Called with every answer's path and HTTP status (metrics). */
+  readonly onReply?: (path: string, status: number) => void;
+  /** More GET routes, answered only to peers like the peer list (the mesh page): path → body. */
+  readonly peerRoutes?: ReadonlyMap<string, (context: PeerRouteContext) => { body: string; type: string }>;
+}
+
+export interface PeerRouteContext {
+  readonly device: DeviceState;
+  readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -35,6 +45,8 @@ export interface FangServer {
   readonly port: number;
   readonly view: SharedDeviceView;
   readonly watch: PeerWatch;
+  /** The latest report of each peer. */
+  readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
   close(): Promise<void>;
 }
 
@@ -87,6 +99,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const source = parseIp(sourceText);
     const [path = '', query = ''] = (request.url ?? '').split('?', 2);
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
+      options.onReply?.(path, status);
       response.writeHead(status, {
         'content-type': type,
         'content-length': Buffer.byteLength(body),
@@ -105,7 +118,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     }
     // GET carries no body; drain anything sent so the socket stays usable.
     request.resume();
-    if (!ROUTES.has(path)) return reply(404, 'not found; the peer list is at /v1/peers and /v1/peers.txt\n');
+    const extra = options.peerRoutes?.get(path);
+    if (!ROUTES.has(path) && !extra) return reply(404, 'not found; the peer list is at /v1/peers and /v1/peers.txt\n');
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'only GET is served here\n');
 
     const params = new URLSearchParams(query);
@@ -124,6 +138,10 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (!asker) {
       logger.warn('request-refused', { source: sourceText, path, reason: "source is in no peer's allowed IPs" });
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
+    }
+    if (extra) {
+      const page = extra({ device: current.device, reports });
+      return reply(200, page.body, page.type);
     }
     const holding = waitingBy.get(asker.publicKey) ?? 0;
     if (since !== undefined && wait && holding < MAX_WAITS_PER_PEER) {
@@ -260,6 +278,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     port,
     view,
     watch,
+    reports,
     close: () =>
       new Promise<void>((resolve) => {
         watch.close();
