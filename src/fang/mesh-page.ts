@@ -61,7 +61,7 @@ const SCRIPT = `
         if(row.publicKey===col.publicKey){ tr.appendChild(el('td','cell self','—')); return; }
         var x = pairs[row.publicKey+' '+col.publicKey];
         var td = el('td','cell '+x.path,x.path);
-        var detail = x.path==='direct'||x.path==='lan' ? (x.directForSeconds!==undefined ? 'for '+age(x.directForSeconds) : '') : 'handshake '+age(x.handshakeAgeSeconds);
+        var detail = x.path==='direct'||x.path==='lan' ? (x.directForSeconds!==undefined ? 'for '+age(x.directForSeconds) : '') : (x.path==='relayed' ? 'via F, handshakes '+age(x.handshakeAgeSeconds) : 'handshake '+age(x.handshakeAgeSeconds));
         td.appendChild(el('small',null,detail));
         td.title = x.endpoint ? 'at '+x.endpoint : (x.path==='relayed' ? 'through the fang; the older handshake with F' : 'no session');
         tr.appendChild(td);
