@@ -25,30 +25,9 @@ function startClient(lab: NatLab, tool: Tool, name: 'a' | 'b'): void {
   else lab.startSnakebite(name, lab.clientArgs(name));
 }
 
-/** Milliseconds from `since` to the first reply of an A->B ping stream (20 per second). */
-async function firstReplyAfter(lab: NatLab, since: number, limitMs: number): Promise<number | null> {
-  const count = Math.ceil(limitMs / 50);
-  const toB = lab.startProcess('a', 'ping to B', ['ping', '-n', '-D', '-i', '0.05', '-W', '1', '-c', String(count), lab.host('b').overlayAddress]);
-  // Traffic both ways, as real use has it: B's packets are what re-open a port-restricted NAT.
-  const toA = lab.startProcess('b', 'ping to A', ['ping', '-n', '-i', '0.05', '-W', '1', '-c', String(count), lab.host('a').overlayAddress]);
-  try {
-    for (let i = 0; i < limitMs / 20; i++) {
-      for (const line of toB.output.all()) {
-        const match = /^\[(\d+\.\d+)\] .*icmp_seq=/.exec(line);
-        if (match && Number(match[1]) * 1000 > since) return Math.round(Number(match[1]) * 1000 - since);
-      }
-      if (Date.now() - since > limitMs) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return null;
-  } finally {
-    await Promise.all([lab.stop(toB), lab.stop(toA)]);
-  }
-}
-
 async function runOnce(tool: Tool): Promise<Sample> {
-  const options: NatLabOptions =
-    tool === 'snakebite' ? {} : { peersKnowEachOther: true, ...(tool === 'seed-style' ? { keepaliveBetweenPeers: 25 } : {}) };
+  // S1 for Snakebite's own advice; S2 (peers listed, keepalive 5 everywhere) as the original tool advised.
+  const options: NatLabOptions = tool === 'snakebite' ? {} : { style: 'listed' };
   const lab = await NatLab.create(options);
   try {
     await lab.startServer();
@@ -57,7 +36,7 @@ async function runOnce(tool: Tool): Promise<Sample> {
     startClient(lab, tool, 'b');
     let connectMs: number | null = null;
     try {
-      await Promise.all([lab.waitForDirect('a', 'b', { timeoutMs: CONNECT_LIMIT_MS }), lab.waitForDirect('b', 'a', { timeoutMs: CONNECT_LIMIT_MS })]);
+      await Promise.all([lab.waitForDirect('a', 'b', { timeoutMs: CONNECT_LIMIT_MS, since: started }), lab.waitForDirect('b', 'a', { timeoutMs: CONNECT_LIMIT_MS, since: started })]);
       connectMs = Date.now() - started;
     } catch {
       return { connectMs: null, rebindHealMs: null };
@@ -67,7 +46,8 @@ async function runOnce(tool: Tool): Promise<Sample> {
     await new Promise((r) => setTimeout(r, 1000 + Math.random() * 10_000));
     await lab.rebind('natB');
     const rebound = Date.now();
-    return { connectMs, rebindHealMs: await firstReplyAfter(lab, rebound, HEAL_LIMIT_MS) };
+    // Traffic both ways, as real use has it: B's packets are what re-open a port-restricted NAT.
+    return { connectMs, rebindHealMs: await lab.firstReply('a', 'b', rebound, HEAL_LIMIT_MS, true) };
   } finally {
     lab.teardown();
   }
@@ -109,8 +89,8 @@ async function main(): Promise<void> {
     runs,
     notes: {
       snakebite: 'default deployment: peers learn each other from the fang (client adds them)',
-      'snakebite-preconfigured': 'A and B list each other without endpoints in their config (WireGuard already tried and failed to reach them)',
-      'seed-style': 'bench/seed-client.sh: plain list, one wg set per peer, every 10 s; peers preconfigured with keepalive 25 as the seed advised',
+      'snakebite-preconfigured': 'style S2: A and B list each other without endpoints, PersistentKeepalive 5 on every entry (WireGuard already tried and failed to reach them at interface-up)',
+      'seed-style': 'bench/seed-client.sh: plain list, one wg set per peer, every 10 s; configs in style S2 as the seed advised',
     },
     targets: { firstDirectHandshakeMedianMs: 1000, rebindHealedMedianMs: 2000 },
     results,

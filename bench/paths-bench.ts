@@ -1,95 +1,121 @@
 /**
- * `npm run bench:paths [-- --runs N]`: for each NAT combination the lab has,
- * which path two peers end up on (direct, LAN, relayed through F) and how long
- * it took from both clients starting: to the first ping reply (any path) and
- * to the settled path. Prints JSON with the machine noted. Needs root.
+ * `npm run bench:paths [-- --runs N] [--styles S1,S2] [--nats cone-cone,same-lan]`:
+ * for every configuration style × NAT combination of lab/matrix.ts, N runs of:
+ * build the lab (interfaces up as wg-quick does), start `snakebite server`,
+ * start every client daemon at once, then per pair of peers: ms to the first
+ * ping reply (any path), ms until the promised direct or LAN path is up both
+ * ways, and the path each side shows once settled (11 s, past the relay
+ * deadline). Prints JSON with medians and the machine noted. Needs root.
  */
-import { cpus, release } from 'node:os';
-import { formatEndpoint } from '../src/ip/address';
-import { NatLab, type HostName, type NatLabOptions } from '../lab/nat-lab';
+import { execFileSync } from 'node:child_process';
+import { cpus, loadavg, release } from 'node:os';
+import { cellOptions, describeStyles, NAT_CASES, runCell, STYLE_CASES, type PairResult } from '../lab/matrix';
+import { NatLab } from '../lab/nat-lab';
 
-interface Scenario {
-  readonly name: string;
-  readonly options: NatLabOptions;
-  readonly peer: HostName;
+/** Past `--relay-after` (8 s), so a pair that will be relayed is. */
+const SETTLE_MS = 11_000;
+/** A pair that has no reply within this long counts as failed (the issue's bound is 10 s). */
+const LIMIT_MS = 11_000;
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? undefined : process.argv[i + 1];
 }
 
-const SCENARIOS: readonly Scenario[] = [
-  { name: 'cone-cone', options: {}, peer: 'b' },
-  { name: 'cone-symmetric', options: { natB: 'symmetric' }, peer: 'b' },
-  { name: 'symmetric-symmetric', options: { natA: 'symmetric', natB: 'symmetric' }, peer: 'b' },
-  { name: 'same-lan', options: { withHostC: true }, peer: 'c' },
-  { name: 'ipv6', options: { ipv6: true }, peer: 'b' },
-];
-const SETTLE_LIMIT_MS = 30_000;
+function pick<T extends { name: string }>(all: readonly T[], wanted: string | undefined): T[] {
+  if (!wanted) return [...all];
+  const names = wanted.split(',');
+  const unknown = names.filter((n) => !all.some((c) => c.name === n));
+  if (unknown.length) throw new Error(`unknown ${unknown.join(', ')}; have ${all.map((c) => c.name).join(', ')}`);
+  return all.filter((c) => names.includes(c.name));
+}
 
-async function runOnce(scenario: Scenario): Promise<{ path: string; firstReplyMs: number | null; settledMs: number | null }> {
-  const lab = await NatLab.create(scenario.options);
+function summary(values: readonly (number | null)[]) {
+  const ok = values.filter((v): v is number => v !== null).sort((a, b) => a - b);
+  const median = ok.length === 0 ? null : ok.length % 2 ? ok[(ok.length - 1) / 2]! : Math.round((ok[ok.length / 2 - 1]! + ok[ok.length / 2]!) / 2);
+  return { medianMs: median, minMs: ok[0] ?? null, maxMs: ok[ok.length - 1] ?? null, missing: values.length - ok.length };
+}
+
+function wireguardGoVersion(): string {
   try {
-    await lab.startServer();
-    const other = lab.host(scenario.peer);
-    const started = Date.now();
-    lab.startSnakebite('a', lab.clientArgs('a'));
-    lab.startSnakebite(scenario.peer, lab.clientArgs(scenario.peer));
-    let firstReplyMs: number | null = null;
-    let settled: { path: string; at: number } | undefined;
-    for (let i = 0; i < 2000 && Date.now() - started < SETTLE_LIMIT_MS && !settled; i++) {
-      if (firstReplyMs === null && (await lab.ping('a', other.overlayAddress, 1, { intervalS: 0.2 })).received) firstReplyMs = Date.now() - started;
-      const entry = await lab.peerOf('a', scenario.peer);
-      if (entry?.endpoint && entry.allowedIps.length > 0 && entry.latestHandshake > 0) {
-        const lan = formatEndpoint(entry.endpoint).startsWith('192.168.');
-        settled = { path: lan ? 'lan' : 'direct', at: Date.now() - started };
-      } else if (entry?.endpoint && entry.allowedIps.length === 0 && Date.now() - started > 12_000 && firstReplyMs !== null) {
-        // Relayed and still relayed past the relay deadline (8 s) plus a retry: it stays relayed.
-        settled = { path: 'relayed', at: Date.now() - started };
-      }
-    }
-    if (!settled) {
-      // Say what the entry looked like, so an unsettled run can be understood.
-      const entry = await lab.peerOf('a', scenario.peer);
-      process.stderr.write(`bench: ${scenario.name}: not settled: ${JSON.stringify(entry ? { endpoint: entry.endpoint && formatEndpoint(entry.endpoint), allowedIps: entry.allowedIps.length, latestHandshake: entry.latestHandshake } : null)}\n${lab.outputs()}\n`);
-    }
-    return { path: settled?.path ?? 'none', firstReplyMs, settledMs: settled?.path === 'relayed' ? null : settled?.at ?? null };
-  } finally {
-    lab.teardown();
+    return /v[\d.]+/.exec(execFileSync('wireguard-go', ['--version'], { encoding: 'utf8' }))?.[0] ?? 'unknown';
+  } catch {
+    return 'unknown';
   }
 }
 
 async function main(): Promise<void> {
-  const runsFlag = process.argv.indexOf('--runs');
-  const runs = runsFlag === -1 ? 5 : Math.max(1, Math.min(50, Number(process.argv[runsFlag + 1]) || 5));
-  const results: Record<string, unknown> = {};
-  for (const scenario of SCENARIOS) {
-    const samples = [];
-    for (let i = 0; i < runs; i++) {
-      samples.push(await runOnce(scenario));
-      process.stderr.write(`bench: ${scenario.name} run ${i + 1}/${runs}: ${JSON.stringify(samples[samples.length - 1])}\n`);
+  const runs = Math.max(1, Math.min(50, Number(flag('--runs')) || 5));
+  const styles = pick(STYLE_CASES, flag('--styles'));
+  const nats = pick(NAT_CASES, flag('--nats'));
+  const loadAtStart = loadavg();
+  const started = Date.now();
+  const cells = [];
+  for (const style of styles) {
+    for (const nat of nats) {
+      const samples: PairResult[][] = [];
+      let configs = '';
+      for (let i = 0; i < runs; i++) {
+        const lab = await NatLab.create(cellOptions(style, nat));
+        try {
+          configs = describeStyles(lab);
+          samples.push(await runCell(lab, { limitMs: LIMIT_MS, settleMs: SETTLE_MS }));
+        } finally {
+          lab.teardown();
+        }
+        process.stderr.write(`bench: ${style.name} ${nat.name} run ${i + 1}/${runs}: ${JSON.stringify(samples[samples.length - 1])}\n`);
+      }
+      const pairs = samples[0]!.map((first, index) => {
+        const runsOfPair = samples.map((s) => s[index]!);
+        const paths: Record<string, number> = {};
+        for (const r of runsOfPair) {
+          const shown = r.settled.there === r.settled.back ? r.settled.there : `${r.settled.there}/${r.settled.back}`;
+          paths[shown] = (paths[shown] ?? 0) + 1;
+        }
+        return {
+          pair: first.pair,
+          promised: first.promised,
+          settledPaths: paths,
+          asPromised: runsOfPair.filter((r) => r.settled.there === r.promised && r.settled.back === r.promised && r.settledReplies >= 4).length,
+          firstReply: summary(runsOfPair.map((r) => r.firstReplyMs)),
+          connect: first.promised === 'relayed' ? null : summary(runsOfPair.map((r) => r.connectMs)),
+          samples: runsOfPair.map((r) => ({ firstReplyMs: r.firstReplyMs, connectMs: r.connectMs, settled: r.settled, settledReplies: r.settledReplies })),
+        };
+      });
+      cells.push({ style: style.name, nat: nat.name, configs, pairs });
     }
-    const median = (values: (number | null)[]) => {
-      const ok = values.filter((v): v is number => v !== null).sort((x, y) => x - y);
-      return ok.length ? ok[Math.floor((ok.length - 1) / 2)]! : null;
-    };
-    const paths: Record<string, number> = {};
-    for (const sample of samples) paths[sample.path] = (paths[sample.path] ?? 0) + 1;
-    results[scenario.name] = {
-      paths,
-      firstReplyMedianMs: median(samples.map((s) => s.firstReplyMs)),
-      directOrLanMedianMs: median(samples.map((s) => s.settledMs)),
-      samples,
-    };
   }
-  process.stdout.write(
-    `${JSON.stringify(
-      {
-        benchmark: 'lab: path two daemon clients settle on per NAT combination; ms from both clients starting to the first A->peer ping reply (any path) and to a direct or LAN path with allowed IPs',
-        machine: { cpus: cpus().length, cpu: cpus()[0]?.model, kernel: release(), node: process.version },
-        runs,
-        results,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const report = {
+    benchmark:
+      'lab paths per configuration style × NAT combination: per pair, ms from every client daemon starting to the first ping reply (any path) and to the promised direct/LAN path both ways (connect), and the path each side shows 11 s after the start',
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      kernel: release(),
+      node: process.version,
+      wireguardGo: wireguardGoVersion(),
+      loadavgAtStart: loadAtStart.map((l) => Number(l.toFixed(2))),
+      loadavgAtEnd: loadavg().map((l) => Number(l.toFixed(2))),
+    },
+    runs,
+    durationS: Math.round((Date.now() - started) / 1000),
+    styles: Object.fromEntries(STYLE_CASES.map((s) => [s.name, s.style])),
+    // One line per cell and pair: the issue's "Done when" table.
+    table: cells.flatMap((c) =>
+      c.pairs.map((p) => ({
+        style: c.style,
+        nat: c.nat,
+        pair: p.pair,
+        promised: p.promised,
+        asPromised: `${p.asPromised}/${runs}`,
+        settled: p.settledPaths,
+        firstReplyMedianMs: p.firstReply.medianMs,
+        connectMedianMs: p.connect?.medianMs ?? null,
+      })),
+    ),
+    cells,
+  };
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 }
 
 main().catch((error: unknown) => {

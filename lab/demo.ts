@@ -4,7 +4,7 @@
  * direct connection. Tears everything down at the end, also on Ctrl-C.
  */
 import { formatEndpoint } from '../src/ip/address';
-import { NatLab, SNAKEBITE_BIN } from './nat-lab';
+import { NatLab, snakebiteArgv } from './nat-lab';
 
 async function main(): Promise<number> {
   const verbose = process.argv.includes('--verbose');
@@ -20,8 +20,8 @@ async function main(): Promise<number> {
     lab.startSnakebite('a', lab.clientArgs('a'));
     lab.startSnakebite('b', lab.clientArgs('b'));
     say('snakebite client runs on A and B (daemons).');
-    const direct = await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
-    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
+    const direct = await lab.waitForDirect('a', 'b', { timeoutMs: 20_000, since: started });
+    await lab.waitForDirect('b', 'a', { timeoutMs: 20_000, since: started });
     const connectMs = Date.now() - started;
     const fBefore = await lab.dump('f');
     const ping = await lab.ping('a', b.overlayAddress, 20, { intervalS: 0.05, size: 1000 });
@@ -39,7 +39,7 @@ async function main(): Promise<number> {
     say(`  A <-> B handshake:           ${age}s ago, ${connectMs} ms after the clients started`);
     say(`  ping A -> B over the tunnel: ${ping.received}/${ping.sent} replies (1000-byte packets, ${b.overlayAddress})`);
     say(`  bytes F moved for A and B during the ping: ${carried('a') + carried('b')} (heartbeats and peer-list traffic; the ping itself was ${ping.sent * 2 * 1028})`);
-    const status = await lab.inNs(a.ns, [process.execPath, SNAKEBITE_BIN, 'status', '--interface', a.wgInterface]).then((r) => r.stdout, (e: Error) => e.message);
+    const status = await lab.inNs(a.ns, [...snakebiteArgv(), 'status', '--interface', a.wgInterface]).then((r) => r.stdout, (e: Error) => e.message);
     say('');
     say(`snakebite status on A:\n${status.replace(/^/gm, '  ').trimEnd()}`);
     const ok = direct.endpoint && formatEndpoint(direct.endpoint) === b.publicEndpoint && ping.received > 0;

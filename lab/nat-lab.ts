@@ -15,16 +15,18 @@
  *                   wg 10.10.10.2  wg 10.10.10.4     wg 10.10.10.3
  *                   (C only with `withHostC`)
  *
- * F's peers have /32 AllowedIPs and F forwards between them. A, B (and C) have
- * F as a peer with an Endpoint, the overlay as AllowedIPs and a keepalive, and
- * no endpoint for each other. Every name carries a per-run id; the run's
- * resources are recorded and torn down even when the test fails or is killed.
+ * F's peers have /32 AllowedIPs and F forwards between them. What A, B and C
+ * have in their config depends on their configuration style (`ConfigStyle`):
+ * F with an Endpoint and the overlay or only F's own address, the other peers
+ * listed without endpoints or not at all. Every host's interface comes up as
+ * `wg-quick up` brings it up (`wgQuickUp`). Every name carries a per-run id; the
+ * run's resources are recorded and torn down even when the test fails or is killed.
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseEndpoint } from '../src/ip/address';
+import { endpointEquals, formatEndpoint, formatIp, longestMatch, parseEndpoint, parseIp } from '../src/ip/address';
 import type { DeviceState, PeerState } from '../src/wireguard/device-state';
 import { runCommand, WgCommandDriver, type CommandRunner } from '../src/wireguard/wg-command-driver';
 import { exec, spawnTracked, waitFor, type ExecResult, type LabLog, type LabProcess } from './exec';
@@ -39,18 +41,52 @@ import { LabResources } from './resources';
  */
 export type NatKind = 'cone' | 'symmetric' | 'forwarded';
 export type HostName = 'f' | 'a' | 'b' | 'c';
+/** How one peer reaches another (`NatLab.pathOf`). */
+export type LabPath = 'direct' | 'lan' | 'relayed' | 'none';
+/** The hosts behind NATs, which may run `snakebite client`. */
+export type PeerName = Exclude<HostName, 'f'>;
+
+/**
+ * What a peer's wg-quick file holds, the configurations users write:
+ * - `unlisted` (S1): the fang peer with an Endpoint and the whole overlay as
+ *   AllowedIPs; no other peers (the client adds them). Snakebite's README.
+ * - `listed` (S2): the same fang peer, and every other peer listed with its /32
+ *   and no Endpoint, as the original tool advised.
+ * - `fang-only` (S3): the fang peer routes only its own address (/32); every
+ *   other peer listed with its /32 and no Endpoint.
+ * - `no-client` (S4): a phone's WireGuard app or a router: the fang peer with
+ *   the whole overlay, no other peers, and no `snakebite client` at all.
+ */
+export type ConfigStyle = 'unlisted' | 'listed' | 'fang-only' | 'no-client';
+
+/** The issue's names for the styles, for reports. */
+export const STYLE_LABEL: Readonly<Record<ConfigStyle, string>> = { unlisted: 'S1', listed: 'S2', 'fang-only': 'S3', 'no-client': 'S4' };
+
+/** A persistent keepalive on every entry of the styles that follow the original tool's advice, 25 s to the fang otherwise. */
+const DEFAULT_KEEPALIVE: Readonly<Record<ConfigStyle, number>> = { unlisted: 25, listed: 5, 'fang-only': 5, 'no-client': 25 };
 
 export interface NatLabOptions {
   readonly natA?: NatKind;
   readonly natB?: NatKind;
   /** Adds host C on A's LAN, behind the same NAT. */
   readonly withHostC?: boolean;
-  /** A, B and C list each other as peers (without endpoints) instead of learning each other from the fang. */
-  readonly peersKnowEachOther?: boolean;
-  /** Persistent keepalive from each peer to F, in seconds. */
-  readonly keepaliveToFang?: number;
-  /** With `peersKnowEachOther`: a persistent keepalive on those entries too, as the original tool advised. */
-  readonly keepaliveBetweenPeers?: number;
+  /**
+   * Each peer's configuration style: one for all (default `unlisted`), or one
+   * per host for a mixed network (hosts not named are `unlisted`).
+   */
+  readonly style?: ConfigStyle | Partial<Record<PeerName, ConfigStyle>>;
+  /**
+   * PersistentKeepalive, in seconds, on every entry of the peers' configs
+   * (the fang and listed peers); default 5 for `listed` and `fang-only`, 25
+   * for the fang entry otherwise.
+   */
+  readonly keepalive?: number;
+  /**
+   * Every peer that runs a client has `PostUp = snakebite client --once`, as
+   * the README advises; `snakebite server` then starts on F before the peers
+   * come up (`lab.server`).
+   */
+  readonly postUp?: boolean;
   /**
    * Adds IPv6 everywhere (2001:db8::/32, the documentation range): no NAT, the
    * routers forward IPv6 behind a stateful firewall that admits only replies,
@@ -70,6 +106,10 @@ export interface LabHost {
   readonly overlayAddress: string;
   readonly keys: KeyPair;
   readonly lanAddress: string;
+  /** What its wg-quick file holds; F has `unlisted` (it is no peer of the others' kind). */
+  readonly style: ConfigStyle;
+  /** What its last `PostUp` printed and how it ended, with `postUp`. */
+  postUp?: { code: number | string; output: string };
   /** Where the other peers should see this host's WireGuard packets come from (its NAT's public address); changes on rebind. */
   publicEndpoint: string;
 }
@@ -92,6 +132,39 @@ export const FANG_PUBLIC6 = '2001:db8::1';
 const REPO_ROOT = resolve(__dirname, '..', '..');
 export const SNAKEBITE_BIN = join(REPO_ROOT, 'bin', 'snakebite');
 
+/** One `[Peer]` of a wg-quick file. */
+export interface WgQuickPeer {
+  readonly publicKey: string;
+  readonly endpoint?: string;
+  readonly allowedIps: readonly string[];
+  /** Seconds; undefined leaves it off. */
+  readonly persistentKeepalive?: number;
+}
+
+/** A wg-quick file: its `[Interface]` (with wg-quick's own Address and PostUp) and its peers. */
+export interface WgQuickConfig {
+  readonly privateKey: string;
+  readonly listenPort: number;
+  /** wg-quick's `Address`; undefined in the part `wg setconf` reads. */
+  readonly address?: string | undefined;
+  /** wg-quick's `PostUp`; `%i` already replaced by the interface name. */
+  readonly postUp?: string | undefined;
+  readonly peers: readonly WgQuickPeer[];
+}
+
+/** The file's text; without `address` and `postUp` it is what `wg setconf` reads (wg-quick's `strip`). */
+export function renderWgQuick(config: WgQuickConfig): string {
+  const lines = ['[Interface]', `PrivateKey = ${config.privateKey}`, `ListenPort = ${config.listenPort}`];
+  if (config.address) lines.push(`Address = ${config.address}`);
+  if (config.postUp) lines.push(`PostUp = ${config.postUp}`);
+  for (const peer of config.peers) {
+    lines.push('', '[Peer]', `PublicKey = ${peer.publicKey}`, `AllowedIPs = ${peer.allowedIps.join(', ')}`);
+    if (peer.endpoint) lines.push(`Endpoint = ${peer.endpoint}`);
+    if (peer.persistentKeepalive) lines.push(`PersistentKeepalive = ${peer.persistentKeepalive}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 /**
  * How the lab runs `snakebite`: the checkout's bin under this Node.js, or,
  * when LAB_SNAKEBITE_BIN names one, that executable itself (an installed
@@ -111,6 +184,10 @@ export class NatLab {
   readonly id: string;
   readonly hosts = new Map<HostName, LabHost>();
   readonly routers = new Map<'natA' | 'natB', LabRouter>();
+  /** When the lab started building (ms since the epoch): no handshake of this run is older. */
+  readonly createdAt = Date.now();
+  /** `snakebite server` on F once started (by `startServer`, or by the lab itself with `postUp`). */
+  server: LabProcess | undefined;
   private readonly resources: LabResources;
   private readonly processes: LabProcess[] = [];
   private readonly keyDir: string;
@@ -251,16 +328,44 @@ export class NatLab {
         overlayAddress: spec.overlay,
         keys: generateKeyPair(),
         lanAddress: spec.lanAddress,
+        style: spec.name === 'f' ? 'unlisted' : this.styleOf(spec.name),
         publicEndpoint: spec.publicEndpoint,
       });
     }
-    await Promise.all([...this.hosts.values()].map((host) => this.startWireGuard(host)));
-    await this.configureWireGuard();
+    await this.wgQuickUp(this.host('f'));
+    if (this.options.postUp) this.server = await this.startServer();
+    // With PostUp the peers come up one after the other, as machines do, each PostUp seeing those before it.
+    if (this.options.postUp) for (const host of this.peers()) await this.wgQuickUp(host);
+    else await Promise.all(this.peers().map((host) => this.wgQuickUp(host)));
     await Promise.all(
       hostSpecs.map((spec) =>
         waitFor(`${spec.name}'s handshake with F`, async () => ((await this.peerOf(spec.name, 'f'))?.latestHandshake ? true : undefined), { timeoutMs: 15_000 }),
       ),
     );
+    // A cone NAT keeps ListenPort 51820 for one host only (A and C share natA):
+    // the others appear where F sees them, which is where everyone sees them.
+    const atFang = await this.dump('f');
+    for (const host of this.peers()) {
+      if (host.router && this.router(host.router).nat === 'symmetric') continue;
+      const seen = atFang.peers.find((p) => p.publicKey === host.keys.publicKey)?.endpoint;
+      if (seen) host.publicEndpoint = formatEndpoint(seen);
+    }
+  }
+
+  private styleOf(name: PeerName): ConfigStyle {
+    const style = this.options.style;
+    if (style === undefined) return 'unlisted';
+    return typeof style === 'string' ? style : style[name] ?? 'unlisted';
+  }
+
+  /** The hosts behind NATs (A, B, and C when the lab has it). */
+  peers(): LabHost[] {
+    return [...this.hosts.values()].filter((h) => h.name !== 'f');
+  }
+
+  /** The peers that run `snakebite client` (all but `no-client` ones). */
+  clientPeers(): LabHost[] {
+    return this.peers().filter((h) => h.style !== 'no-client');
   }
 
   /** Sets (or changes) the NAT behaviour of a router: its MASQUERADE rule and a home router's WAN filter. */
@@ -285,12 +390,17 @@ export class NatLab {
     await ipt('-A', 'FORWARD', '-i', router.wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
   }
 
-  /** Switches a router between cone and symmetric and forgets its mappings. */
+  /**
+   * Switches a router between cone and symmetric and forgets its mappings;
+   * its hosts' `publicEndpoint` becomes the router's address and port 51820
+   * (what a cone NAT keeps for one host).
+   */
   async setNat(name: 'natA' | 'natB', nat: NatKind): Promise<void> {
     const router = this.router(name);
     router.nat = nat;
     await this.configureNat(router);
     await this.flushConntrack(name);
+    for (const host of this.hosts.values()) if (host.router === name) host.publicEndpoint = `${router.publicAddress}:${WG_PORT}`;
   }
 
   /**
@@ -310,6 +420,7 @@ export class NatLab {
     await this.inNs(this.router(name).ns, ['conntrack', '-F']).catch(() => undefined);
   }
 
+  /** Starts wireguard-go for a host: what `wg-quick`'s add_if does without a kernel module. */
   private async startWireGuard(host: LabHost): Promise<void> {
     this.resources.addWgInterface(host.wgInterface);
     const argv = ['ip', 'netns', 'exec', host.ns, 'wireguard-go', '-f', host.wgInterface];
@@ -325,34 +436,62 @@ export class NatLab {
     return this.options.ipv6 ? `[${FANG_PUBLIC6}]:${WG_PORT}` : `${FANG_PUBLIC}:${WG_PORT}`;
   }
 
-  private async configureWireGuard(): Promise<void> {
-    await this.configureHost(this.host('f'));
-    for (const host of this.hosts.values()) if (host.name !== 'f') await this.configureHost(host);
+  /**
+   * A host's wg-quick file, by its style. F lists every peer with its /32 and
+   * no endpoint (it learns them from their packets) and forwards between them.
+   */
+  wgQuickConfig(name: HostName): WgQuickConfig {
+    const host = this.host(name);
+    const f = this.host('f');
+    const iface = { privateKey: host.keys.privateKey, listenPort: WG_PORT, address: `${host.overlayAddress}/24` };
+    if (host === f) return { ...iface, peers: this.peers().map((p) => ({ publicKey: p.keys.publicKey, allowedIps: [`${p.overlayAddress}/32`] })) };
+    const keepalive = this.options.keepalive ?? DEFAULT_KEEPALIVE[host.style];
+    const fang: WgQuickPeer = {
+      publicKey: f.keys.publicKey,
+      endpoint: this.fangEndpoint(),
+      allowedIps: [host.style === 'fang-only' ? `${f.overlayAddress}/32` : OVERLAY_PREFIX],
+      persistentKeepalive: keepalive,
+    };
+    const listed = host.style === 'listed' || host.style === 'fang-only';
+    const others: WgQuickPeer[] = listed
+      ? this.peers().filter((p) => p !== host).map((p) => ({ publicKey: p.keys.publicKey, allowedIps: [`${p.overlayAddress}/32`], persistentKeepalive: keepalive }))
+      : [];
+    const postUp = this.options.postUp && host.style !== 'no-client' ? `snakebite ${this.clientArgs(name, ['--once']).join(' ')}` : undefined;
+    return { ...iface, peers: [fang, ...others], ...(postUp ? { postUp } : {}) };
   }
 
-  /** Gives a host's interface its config (as wg-quick would from its file) and brings it up. */
-  private async configureHost(host: LabHost): Promise<void> {
-    const f = this.host('f');
-    const peers = [...this.hosts.values()].filter((h) => h.name !== 'f');
-    const keyFile = join(this.keyDir, `${host.name}.key`);
-    writeFileSync(keyFile, `${host.keys.privateKey}\n`, { mode: 0o600 });
-    const args = ['wg', 'set', host.wgInterface, 'private-key', keyFile, 'listen-port', String(WG_PORT)];
-    if (host === f) {
-      // F: every peer with its /32, no endpoints (F learns them from the peers' packets).
-      for (const peer of peers) args.push('peer', peer.keys.publicKey, 'allowed-ips', `${peer.overlayAddress}/32`);
-    } else {
-      const keepalive = String(this.options.keepaliveToFang ?? 25);
-      args.push('peer', f.keys.publicKey, 'endpoint', this.fangEndpoint(), 'allowed-ips', OVERLAY_PREFIX, 'persistent-keepalive', keepalive);
-      if (this.options.peersKnowEachOther) {
-        for (const other of peers) {
-          if (other === host) continue;
-          args.push('peer', other.keys.publicKey, 'allowed-ips', `${other.overlayAddress}/32`);
-          if (this.options.keepaliveBetweenPeers) args.push('persistent-keepalive', String(this.options.keepaliveBetweenPeers));
-        }
-      }
+  /**
+   * Brings a host's interface up as `wg-quick up` does, step for step: the
+   * interface (wireguard-go), `wg setconf` from the config's WireGuard part
+   * while the link is down, the address, link up (WireGuard's first handshake
+   * attempts to every peer with a keepalive happen here, endpoint or not), a
+   * route for every allowed IP not already routed on the interface (longest
+   * first), and `PostUp` last.
+   */
+  private async wgQuickUp(host: LabHost): Promise<void> {
+    const config = this.wgQuickConfig(host.name);
+    const file = join(this.keyDir, `${host.wgInterface}.conf`);
+    writeFileSync(file, renderWgQuick(config), { mode: 0o600 });
+    const setconf = join(this.keyDir, `${host.wgInterface}.setconf`);
+    writeFileSync(setconf, renderWgQuick({ ...config, address: undefined, postUp: undefined }), { mode: 0o600 });
+    await this.startWireGuard(host);
+    await this.inNs(host.ns, ['wg', 'setconf', host.wgInterface, setconf]);
+    if (config.address) await exec(['ip', '-n', host.ns, 'addr', 'add', config.address, 'dev', host.wgInterface], this.log);
+    await exec(['ip', '-n', host.ns, 'link', 'set', 'mtu', '1420', 'up', 'dev', host.wgInterface], this.log);
+    const prefixes = config.peers.flatMap((p) => p.allowedIps).sort((x, y) => Number(y.split('/')[1]) - Number(x.split('/')[1]));
+    for (const prefix of prefixes) {
+      const routed = await exec(['ip', '-n', host.ns, '-4', 'route', 'show', 'dev', host.wgInterface, 'match', prefix], this.log);
+      if (routed.stdout.trim() === '') await exec(['ip', '-n', host.ns, '-4', 'route', 'add', prefix, 'dev', host.wgInterface], this.log);
     }
-    await this.inNs(host.ns, args);
-    await this.bringUp(host);
+    if (config.postUp) {
+      const argv = [...snakebiteArgv(), ...config.postUp.split(' ').slice(1)];
+      const proc = this.startProcess(host.name, 'PostUp', argv);
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([proc.exited, new Promise<string>((r) => (timer = setTimeout(() => r('timeout'), 30_000)))]);
+      clearTimeout(timer);
+      if (code === 'timeout') proc.child.kill('SIGKILL');
+      host.postUp = { code, output: proc.output.text() };
+    }
   }
 
   /**
@@ -365,13 +504,7 @@ export class NatLab {
     const running = this.processes.find((p) => p.name === `wireguard-go ${name}` && p.child.exitCode === null && p.child.signalCode === null);
     if (running) await this.stop(running);
     if (downForMs > 0) await new Promise((resolve) => setTimeout(resolve, downForMs));
-    await this.startWireGuard(host);
-    await this.configureHost(host);
-  }
-
-  private async bringUp(host: LabHost): Promise<void> {
-    await exec(['ip', '-n', host.ns, 'addr', 'add', `${host.overlayAddress}/24`, 'dev', host.wgInterface], this.log);
-    await exec(['ip', '-n', host.ns, 'link', 'set', host.wgInterface, 'up'], this.log);
+    await this.wgQuickUp(host);
   }
 
   /** Takes a host's WireGuard interface down or up (keys, peers and ListenPort stay). */
@@ -410,8 +543,13 @@ export class NatLab {
     return this.startProcess(name, `snakebite ${args[0] ?? ''}`, [...snakebiteArgv(), ...args]);
   }
 
-  /** `snakebite server` on F, listening on its overlay address; resolves once it listens. */
+  /**
+   * `snakebite server` on F, listening on its overlay address; resolves once
+   * it listens. With `postUp` the lab started it already: this returns it,
+   * unless it was stopped.
+   */
   async startServer(extraArgs: readonly string[] = []): Promise<LabProcess> {
+    if (this.server && this.server.child.exitCode === null && this.server.child.signalCode === null) return this.server;
     const f = this.host('f');
     const proc = this.startSnakebite('f', ['server', '--interface', f.wgInterface, '--listen', f.overlayAddress, ...extraArgs]);
     await waitFor('snakebite server to listen', async () => {
@@ -419,6 +557,7 @@ export class NatLab {
       if (proc.child.exitCode !== null) throw new Error(`snakebite server exited: ${proc.output.text()}`);
       return undefined;
     }, { timeoutMs: 10_000 });
+    this.server = proc;
     return proc;
   }
 
@@ -449,22 +588,103 @@ export class NatLab {
   }
 
   /**
-   * Waits until `of` has a live handshake with `peer` over the expected
-   * endpoint (by default `peer`'s NAT public address), and routes `peer`'s
-   * overlay address to it (not through the fang), and returns the entry.
+   * How `of` reaches `peer` now, from `of`'s interface alone, by WireGuard's
+   * own cryptokey routing: the peer entry whose allowed IPs hold the longest
+   * prefix containing `peer`'s overlay address carries the traffic.
+   * `relayed`: that entry is the fang peer. `direct` / `lan`: it is `peer`
+   * itself, with an endpoint (public / 192.168.x) and a handshake within
+   * WireGuard's session lifetime (180 s). `none`: no entry routes it, or
+   * `peer`'s entry routes it with no live session.
    */
-  waitForDirect(of: HostName, peer: HostName, options: { timeoutMs: number; endpoint?: string; after?: number }): Promise<PeerState> {
-    const want = parseEndpoint(options.endpoint ?? this.host(peer).publicEndpoint)?.address;
-    const after = options.after ?? 0;
-    return waitFor(
-      `a direct handshake from ${of} to ${peer}`,
+  async pathOf(of: HostName, peer: HostName): Promise<{ path: LabPath; entry: PeerState | undefined }> {
+    const device = await this.dump(of);
+    const target = parseIp(this.host(peer).overlayAddress)!;
+    let owner: PeerState | undefined;
+    let ownerLength = -1;
+    for (const p of device.peers) {
+      const match = longestMatch(p.allowedIps, target);
+      if (match && match.length > ownerLength) [owner, ownerLength] = [p, match.length];
+    }
+    const entry = device.peers.find((p) => p.publicKey === this.host(peer).keys.publicKey);
+    if (!owner) return { path: 'none', entry };
+    if (owner.publicKey === this.host('f').keys.publicKey) return { path: 'relayed', entry };
+    const live = owner.latestHandshake > 0 && Date.now() / 1000 - owner.latestHandshake < 180;
+    if (owner !== entry || !owner.endpoint || !live) return { path: 'none', entry };
+    return { path: /^192\.168\./.test(formatIp(owner.endpoint.address)) ? 'lan' : 'direct', entry };
+  }
+
+  /** Polls `pathOf` until it is `want`; resolves with the entry, or throws saying what the path was. */
+  async waitForPath(of: HostName, peer: HostName, want: LabPath, options: { timeoutMs: number }): Promise<PeerState | undefined> {
+    let last = 'never read';
+    const found = await waitFor(
+      `${of}'s path to ${peer} to be ${want}`,
       async () => {
-        const entry = await this.peerOf(of, peer);
-        if (!entry || !entry.endpoint || entry.latestHandshake <= after || entry.allowedIps.length === 0) return undefined;
-        return entry.endpoint.address.value === want?.value ? entry : undefined;
+        const { path, entry } = await this.pathOf(of, peer);
+        last = path;
+        return path === want ? { entry } : undefined;
+      },
+      { timeoutMs: options.timeoutMs, intervalMs: 50 },
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; it was ${last}`);
+    });
+    return found.entry;
+  }
+
+  /**
+   * Waits until `of` has a direct (or LAN) path to `peer`: `peer`'s entry
+   * routes its overlay address, at exactly the expected endpoint (address and
+   * port; by default `peer`'s `publicEndpoint`), with a handshake completed at
+   * or after `since` (ms since the epoch; WireGuard counts handshakes in whole
+   * seconds, so one in the same second as `since` counts). Returns the entry.
+   */
+  waitForDirect(of: HostName, peer: HostName, options: { timeoutMs: number; since: number; endpoint?: string }): Promise<PeerState> {
+    const other = this.host(peer);
+    if (!options.endpoint && other.router && this.router(other.router).nat === 'symmetric') {
+      throw new Error(`waitForDirect(${of}, ${peer}): ${peer} is behind a symmetric NAT, whose port towards ${of} nobody can predict; pass the endpoint`);
+    }
+    const want = parseEndpoint(options.endpoint ?? other.publicEndpoint);
+    if (!want) throw new Error(`waitForDirect: bad endpoint ${options.endpoint ?? other.publicEndpoint}`);
+    const sinceS = Math.floor(options.since / 1000);
+    let last = 'never read';
+    return waitFor(
+      `a direct handshake from ${of} to ${peer} at ${formatEndpoint(want)}`,
+      async () => {
+        const { path, entry } = await this.pathOf(of, peer);
+        last = `${path}, ${entry?.endpoint ? formatEndpoint(entry.endpoint) : 'no endpoint'}, handshake ${entry?.latestHandshake ? `${entry.latestHandshake - sinceS} s after the event` : 'never'}`;
+        if ((path !== 'direct' && path !== 'lan') || !entry?.endpoint || entry.latestHandshake < sinceS) return undefined;
+        return endpointEquals(entry.endpoint, want) ? entry : undefined;
       },
       { timeoutMs: options.timeoutMs, intervalMs: 25 },
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; last seen: ${last}`);
+    });
+  }
+
+  /**
+   * Milliseconds from `since` (ms since the epoch) to the first reply of a
+   * ping stream from `from` to `to` (20 a second, timestamped by ping), or
+   * null when none came within `limitMs` of `since`. With `bothWays`, `to`
+   * pings `from` at the same time, as real traffic does (a port-restricted
+   * NAT opens only for what its side sent).
+   */
+  async firstReply(from: HostName, to: HostName, since: number, limitMs: number, bothWays = false): Promise<number | null> {
+    const remaining = Math.max(0, since + limitMs - Date.now());
+    const count = String(Math.max(1, Math.ceil(remaining / 50)));
+    const there = this.startProcess(from, `ping to ${to}`, ['ping', '-n', '-D', '-i', '0.05', '-W', '1', '-c', count, this.host(to).overlayAddress]);
+    const back = bothWays ? this.startProcess(to, `ping to ${from}`, ['ping', '-n', '-i', '0.05', '-W', '1', '-c', count, this.host(from).overlayAddress]) : undefined;
+    try {
+      for (let i = 0; i < 10_000; i++) {
+        for (const line of there.output.all()) {
+          const match = /^\[(\d+\.\d+)\] .*icmp_seq=/.exec(line);
+          if (match && Number(match[1]) * 1000 >= since) return Math.round(Number(match[1]) * 1000 - since);
+        }
+        if (Date.now() - since > limitMs || there.child.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return null;
+    } finally {
+      await Promise.all([this.stop(there), ...(back ? [this.stop(back)] : [])]);
+    }
   }
 
   /** Pings an overlay address from a host; returns how many of `count` replies came back. */
@@ -501,7 +721,11 @@ export class NatLab {
   /** Everything the lab's processes printed, for a failing test's report. */
   outputs(): string {
     // wireguard-go's banner (a box of ─│ lines) says nothing about the test.
-    const lines = (p: LabProcess) => p.output.all().filter((line) => !/^[┌│└]/.test(line)).join('\n');
+    const lines = (p: LabProcess) => {
+      const kept = p.output.all().filter((line) => !/^[┌│└]/.test(line));
+      // A ping stream says enough in its first and last lines.
+      return (p.name.startsWith('ping') && kept.length > 8 ? [...kept.slice(0, 4), `... ${kept.length - 8} lines ...`, ...kept.slice(-4)] : kept).join('\n');
+    };
     return this.processes.map((p) => `--- ${p.name} (pid ${p.pid})\n${lines(p)}`).join('\n');
   }
 

@@ -28,10 +28,17 @@ export class SnakebiteError extends Error {
     message: string,
     /** What the user can do about it; undefined when there is nothing useful to say. */
     readonly hint?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; fangAnswered?: boolean },
   ) {
     super(message, options);
+    this.fangAnswered = options?.fangAnswered ?? false;
   }
+
+  /**
+   * True when the fang's machine itself answered (an HTTP status, or a refused
+   * connection): the tunnel to it works, and only the server is missing or failing.
+   */
+  readonly fangAnswered: boolean;
 }
 
 export function isSnakebiteError(error: unknown, code?: ErrorCode): error is SnakebiteError {

@@ -1,9 +1,9 @@
 import { fetchPeerList, MAX_REPLY_BYTES } from '../client/fetch-peer-list';
 import { runClientDaemon } from '../client/daemon';
 import { localCandidates, localNetworks } from '../client/local-networks';
-import { ProbeResponder } from '../client/probe';
+import { peerSourceCheck, ProbeResponder } from '../client/probe';
 import { postReport } from '../client/report';
-import { readAnyState, stateFilePath, writeState } from '../client/state-file';
+import { readStateFile, stateFilePath, writeState } from '../client/state-file';
 import { sendProbeDatagrams } from '../client/punch';
 import { addressesOf } from '../fang/listen-address';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
@@ -136,8 +136,11 @@ export async function clientCommand(argv: string[]): Promise<number> {
   logger.info('client-started', { server: `${values.server}`, push: waitMs > 0, intervalMs, heartbeatMs, keepalive: keepaliveSeconds });
   const signal = shutdownSignal(logger);
   const statePath = stateFilePath(interfaceName);
-  const previous = readAnyState(statePath);
-  const responder = new ProbeResponder(logger);
+  const { state: previous, problem } = readStateFile(statePath);
+  // A damaged state file must not stop the daemon: it only forgets which peers it added (it then removes none of them).
+  if (problem) logger.warn('state-ignored', { reason: `${problem}; starting without it (peers an earlier run added will not be removed)` });
+  // Answers only sources inside a peer's allowed IPs on the interface, with a fixed reply.
+  const responder = new ProbeResponder(logger, { isPeer: peerSourceCheck(deps.driver) });
   await responder.bind(addressesOf(interfaceName));
   // The interface may come up (or get its addresses) after the daemon starts.
   const rebind = setInterval(() => void responder.bind(addressesOf(interfaceName)), 10_000);

@@ -56,10 +56,24 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Retry delay after `failures` failures in a row: doubling from 1 s up to the interval, with jitter. */
-export function retryDelayMs(failures: number, intervalMs: number, random: () => number = Math.random): number {
-  const base = Math.min(intervalMs, 1000 * 2 ** Math.min(failures - 1, 16));
+/** Longest retry delay while the fang's machine answers (the tunnel works, the server is down or failing), in milliseconds. */
+export const FANG_ANSWERS_RETRY_MS = 1000;
+
+/**
+ * Retry delay after `failures` failures in a row: doubling from 1 s up to the
+ * interval, with jitter. When the fang's machine itself answered the last
+ * attempt (a refused connection or an HTTP error came back through the
+ * tunnel), the tunnel is up and only the server is away: retrying costs one
+ * packet, so it is retried within a second and a restarted server is noticed at once.
+ */
+export function retryDelayMs(failures: number, intervalMs: number, random: () => number = Math.random, fangAnswered = false): number {
+  const base = Math.min(intervalMs, fangAnswered ? FANG_ANSWERS_RETRY_MS : 1000 * 2 ** Math.min(failures - 1, 16));
   return Math.round(base * (0.5 + random() / 2));
+}
+
+/** Failures in a row that get a warning: the first, then at every power of two, so a long outage logs a few lines, not one a second. */
+export function warnsAfter(failures: number): boolean {
+  return failures > 0 && (failures & (failures - 1)) === 0;
 }
 
 /** Overlay addresses of every peer with an endpoint, other than the fang: where to punch after we moved. */
@@ -167,27 +181,20 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
       });
   };
 
-  // "Send me a packet" requests: ours (kept in our reports for a while), and
-  // the ones we answered, by the asking peer, so each is answered once.
-  const asked = new Map<WireGuardKey, number>();
-  const answered = new Map<WireGuardKey, number>();
-  const activeRequests = () => {
-    const now = nowSeconds();
-    for (const [key, at] of asked) if (now - at > PUNCH_REQUEST_SECONDS) asked.delete(key);
-    return [...asked].map(([publicKey, at]) => ({ publicKey, at }));
-  };
+  // "Send me a packet" requests: ours stay in our reports for a while; each of theirs is answered once.
+  const activeRequests = () => tracker.activeRequests(nowSeconds(), PUNCH_REQUEST_SECONDS);
   /** Peers we send to that stopped answering: probe them, and ask the silent ones (through the fang) to send first. */
   const askOneWayPeers = async (list: PeerList, result: SyncResult) => {
     const now = nowSeconds();
     const fangKey = list.fang.publicKey;
-    const keys = tracker.oneWay(result.device, fangKey, now).filter((key) => now - (asked.get(key) ?? 0) > PUNCH_REQUEST_SECONDS / 2);
+    const keys = tracker.oneWay(result.device, fangKey, now).filter((key) => !tracker.askedWithin(key, now, PUNCH_REQUEST_SECONDS / 2));
     if (keys.length === 0) return;
     const byKey = new Map(result.device.peers.map((peer) => [peer.publicKey, peer]));
     const targets = keys.map((key) => ({ publicKey: key, probeAddress: firstHost(byKey.get(key)!.allowedIps[0]!) }));
     const { silent } = await probePeers(deps.driver, targets, deps.triggerHandshakes, options.probeTimeoutMs);
     if (silent.size === 0) return;
     for (const key of silent) {
-      asked.set(key, now);
+      tracker.noteAsked(key, now);
       logger.info('punch-requested', { peer: key, reason: 'our packets get no answer: asking it through the fang to send first (its NAT may have forgotten us)' });
     }
     lastReport = (await sendReportQuietly(deps, result.device, fangKey, undefined, activeRequests())) ?? lastReport;
@@ -199,8 +206,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     const targets: IpAddress[] = [];
     for (const entry of list.peers) {
       const request = entry.punchRequests?.find((r) => r.publicKey === me);
-      if (!request || request.at <= (answered.get(entry.publicKey) ?? 0)) continue;
-      answered.set(entry.publicKey, request.at);
+      if (!request || !tracker.takeRequest(entry.publicKey, request.at)) continue;
       const local = byKey.get(entry.publicKey);
       if (!local?.endpoint || !local.allowedIps[0]) continue;
       targets.push(firstHost(local.allowedIps[0]));
@@ -254,10 +260,15 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
           held = undefined;
           continue;
         }
-        if (incoming.revision === undefined && pushing) {
-          pushing = false;
-          logger.info('push-unavailable', { reason: 'the fang sends no revisions; polling every interval instead' });
+        // Follow the fang as it is now: one that stopped sending revisions (an
+        // older server during an upgrade) is polled, and pushes again once it can.
+        const canPush = options.waitSeconds > 0 && incoming.revision !== undefined;
+        if (canPush !== pushing && options.waitSeconds > 0) {
+          logger.info(canPush ? 'push-available' : 'push-unavailable', {
+            reason: canPush ? 'the fang sends revisions again; waiting for its pushes' : 'the fang sends no revisions; polling every interval instead',
+          });
         }
+        pushing = canPush;
         const movedFrom = held?.you.endpoint ?? null;
         const moved = held !== undefined && !endpointEquals(movedFrom, merged.you.endpoint);
         const listedBefore = new Map((held?.peers ?? []).map((peer) => [peer.publicKey, peer.endpoint]));
@@ -298,10 +309,11 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
       } catch (error) {
         if (options.signal.aborted) break;
         failures++;
-        delay = retryDelayMs(failures, options.intervalMs);
-        logger.warn('sync-failed', {
+        delay = retryDelayMs(failures, options.intervalMs, Math.random, error instanceof SnakebiteError && error.fangAnswered);
+        (warnsAfter(failures) ? logger.warn : logger.debug).call(logger, 'sync-failed', {
           code: error instanceof SnakebiteError ? error.code : undefined,
           error: describeError(error),
+          failures,
           retryInMs: delay,
         });
         publish(describeError(error));

@@ -43,7 +43,7 @@ export function fetchPeerList(options: FetchOptions): Promise<unknown> {
           return fail(new SnakebiteError('SB_SERVER_REFUSED', `${where} answered 403: the fang does not know this peer's overlay address`, "on the fang, check that this peer's AllowedIPs contain the address this interface sends from"));
         }
         if (status !== 200) {
-          return fail(new SnakebiteError('SB_FETCH_FAILED', `${where} answered HTTP ${status}`, 'check the fang server log'));
+          return fail(new SnakebiteError('SB_FETCH_FAILED', `${where} answered HTTP ${status}`, 'check the fang server log', { fangAnswered: true }));
         }
         const declared = Number(response.headers['content-length']);
         if (Number.isFinite(declared) && declared > options.maxBytes) {
@@ -81,7 +81,8 @@ export function fetchPeerList(options: FetchOptions): Promise<unknown> {
         error.code === 'ECONNREFUSED'
           ? `nothing listens there: start snakebite server on the fang with --listen ${host}`
           : 'check that the tunnel to the fang is up (wg show) and routes the server address';
-      fail(new SnakebiteError('SB_FETCH_FAILED', `${where}: ${error.code ?? error.message}`, hint, { cause: error }));
+      // A refused connection came back through the tunnel from the fang's own kernel.
+      fail(new SnakebiteError('SB_FETCH_FAILED', `${where}: ${error.code ?? error.message}`, hint, { cause: error, fangAnswered: error.code === 'ECONNREFUSED' }));
     });
     req.end();
   });

@@ -1,140 +1,177 @@
 import type { Plan, PlanObservations } from '../plan/plan';
 import { repunchDue } from '../plan/relay';
-import type { DeviceState } from '../wireguard/device-state';
+import type { DeviceState, PeerState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
+
+/** When a peer's rx and tx counters last grew, unix seconds (0: not seen growing since start). */
+export interface Traffic {
+  readonly rx: number;
+  readonly heardAt: number;
+  readonly tx: number;
+  readonly sentAt: number;
+}
+
+/** The traffic record after one more read of the peer's counters. A counter that shrank (interface recreated) is no sign of life. */
+export function nextTraffic(before: Traffic | undefined, peer: PeerState, nowSeconds: number): Traffic {
+  return {
+    rx: peer.rxBytes,
+    heardAt: before !== undefined && peer.rxBytes > before.rx ? nowSeconds : before?.heardAt ?? 0,
+    tx: peer.txBytes,
+    sentAt: before !== undefined && peer.txBytes > before.tx ? nowSeconds : before?.sentAt ?? 0,
+  };
+}
 
 /**
  * Remembers when each peer's rx and tx counters last grew, so a peer that
- * receives traffic but has not rekeyed recently still counts as flowing, and
- * a peer we send to that stopped answering can be told apart.
+ * receives traffic but has not rekeyed recently still counts as flowing.
  */
 export class ActivityTracker {
-  private readonly seen = new Map<WireGuardKey, { rx: number; heardAt: number; tx: number; sentAt: number }>();
+  private readonly seen = new Map<WireGuardKey, Traffic>();
 
   observe(device: DeviceState, nowSeconds: number): void {
-    for (const peer of device.peers) {
-      const before = this.seen.get(peer.publicKey);
-      this.seen.set(peer.publicKey, {
-        rx: peer.rxBytes,
-        heardAt: before !== undefined && peer.rxBytes > before.rx ? nowSeconds : before?.heardAt ?? 0,
-        tx: peer.txBytes,
-        sentAt: before !== undefined && peer.txBytes > before.tx ? nowSeconds : before?.sentAt ?? 0,
-      });
-    }
+    for (const peer of device.peers) this.seen.set(peer.publicKey, nextTraffic(this.seen.get(peer.publicKey), peer, nowSeconds));
   }
 
   /** Unix seconds each peer was last seen receiving; 0 when not seen since start. */
   snapshot(): Map<WireGuardKey, number> {
     return new Map([...this.seen].map(([key, value]) => [key, value.heardAt]));
   }
+}
 
-  /** When a peer last sent to us (`heardAt`) and we to it (`sentAt`), unix seconds, 0 for not seen. */
-  get(key: WireGuardKey): { heardAt: number; sentAt: number } | undefined {
-    return this.seen.get(key);
-  }
+/**
+ * How the daemon reaches a peer, as far as it is concerned: `direct` (nothing
+ * pending: a working or idle direct entry), `punching` towards it without a
+ * handshake since `since`, or `relayed` through the fang since `since`, with
+ * the direct path retried `punches` times, the latest at `lastPunch`. One
+ * value, so a peer cannot be punching and relayed at once.
+ */
+export type Link =
+  | { readonly kind: 'direct' }
+  | { readonly kind: 'punching'; readonly since: number }
+  | { readonly kind: 'relayed'; readonly since: number; readonly punches: number; readonly lastPunch: number };
 
-  /** Drops peers no longer on the interface. */
-  forgetAllBut(keys: ReadonlySet<WireGuardKey>): void {
-    for (const key of [...this.seen.keys()]) if (!keys.has(key)) this.seen.delete(key);
-  }
+/** Everything the daemon remembers about one peer on the interface. */
+export interface PeerRecord {
+  /** `ours`: this client added it (and may remove it); `users`: it was on the interface before, the user's. */
+  readonly origin: 'ours' | 'users';
+  readonly traffic: Traffic;
+  readonly link: Link;
+  /** Unix seconds we last asked it, through the fang, to send first; undefined when not. */
+  readonly askedAt?: number;
+  /** The time of the latest of its "send me a packet" requests that we answered. */
+  readonly answeredAt?: number;
 }
 
 /** A session older than this carries no traffic (WireGuard's REJECT_AFTER_TIME). */
 const SESSION_SECONDS = 180;
 
+const relayedNow = (nowSeconds: number): Link => ({ kind: 'relayed', since: nowSeconds, punches: 0, lastPunch: nowSeconds });
+
 /**
- * What the daemon remembers about each peer between rounds: when its rx last
- * grew, since when it has been punched without a handshake, since when it is
- * relayed, and when the direct path was last retried. Plain data; the planner
- * makes every decision from it.
+ * What the daemon remembers about each peer between rounds, one record per
+ * peer (the fang peer excluded). Plain data; the planner makes every decision
+ * from the observations it hands out.
  */
 export class PeerTracker {
-  private readonly traffic = new ActivityTracker();
-  private readonly trying = new Map<WireGuardKey, number>();
-  private readonly relayed = new Map<WireGuardKey, { since: number; punches: number; lastPunch: number }>();
-  /** Peers this client added (and may remove again); kept across restarts in the state file. */
-  private readonly added: Set<WireGuardKey>;
+  private readonly records = new Map<WireGuardKey, PeerRecord>();
+  /** Peers an earlier run added, until the first read shows whether they are still there. */
+  private pendingOurs: Set<WireGuardKey>;
 
   constructor(addedBefore: Iterable<WireGuardKey> = []) {
-    this.added = new Set(addedBefore);
+    this.pendingOurs = new Set(addedBefore);
+  }
+
+  /** The record of one peer, undefined when it is not tracked. */
+  get(key: WireGuardKey): PeerRecord | undefined {
+    return this.records.get(key);
   }
 
   /** The peers this client added and has not removed. */
   addedPeers(): WireGuardKey[] {
-    return [...this.added];
+    return [...this.records].filter(([, r]) => r.origin === 'ours').map(([key]) => key).concat([...this.pendingOurs]);
   }
 
   /** Relayed peers that have had a handshake since they were relayed: ready to go direct. */
   readyForDirect(device: DeviceState): WireGuardKey[] {
-    return device.peers.filter((peer) => {
-      const state = this.relayed.get(peer.publicKey);
-      return state !== undefined && peer.latestHandshake > 0 && peer.latestHandshake >= state.since;
-    }).map((peer) => peer.publicKey);
+    return device.peers
+      .filter((peer) => {
+        const link = this.records.get(peer.publicKey)?.link;
+        return link?.kind === 'relayed' && peer.latestHandshake > 0 && peer.latestHandshake >= link.since;
+      })
+      .map((peer) => peer.publicKey);
   }
 
   get relayedCount(): number {
-    return this.relayed.size;
+    return [...this.records.values()].filter((r) => r.link.kind === 'relayed').length;
   }
 
   /** Unix seconds since when each relayed peer has been relayed. */
   relayedPeers(): Map<WireGuardKey, number> {
-    return new Map([...this.relayed].map(([key, value]) => [key, value.since]));
+    const out = new Map<WireGuardKey, number>();
+    for (const [key, record] of this.records) if (record.link.kind === 'relayed') out.set(key, record.link.since);
+    return out;
   }
 
   observations(): PlanObservations {
-    return {
-      activity: this.traffic.snapshot(),
-      tryingSince: new Map(this.trying),
-      relayedSince: new Map([...this.relayed].map(([key, value]) => [key, value.since])),
-      addedByUs: new Set(this.added),
-    };
+    const activity = new Map<WireGuardKey, number>();
+    const tryingSince = new Map<WireGuardKey, number>();
+    for (const [key, record] of this.records) {
+      activity.set(key, record.traffic.heardAt);
+      if (record.link.kind === 'punching') tryingSince.set(key, record.link.since);
+    }
+    return { activity, tryingSince, relayedSince: this.relayedPeers(), addedByUs: new Set(this.addedPeers()) };
   }
 
-  /** Notes what a reconcile saw and did. `fangKey` is never tracked. */
+  private update(key: WireGuardKey, change: Partial<PeerRecord>): void {
+    const record = this.records.get(key);
+    if (record) this.records.set(key, { ...record, ...change });
+  }
+
+  /** Notes what a reconcile saw (`device`, read before the plan was applied) and did. `fangKey` is never tracked. */
   record(device: DeviceState, plan: Plan, fangKey: WireGuardKey, nowSeconds: number): void {
-    this.traffic.observe({ ...device, peers: device.peers.filter((peer) => peer.publicKey !== fangKey) }, nowSeconds);
-    for (const peer of device.peers) {
-      if (peer.publicKey === fangKey) continue;
+    const peers = device.peers.filter((peer) => peer.publicKey !== fangKey);
+    // Peers the plan adds are not in `device` yet, but they are there now.
+    const present = new Set([...peers.map((peer) => peer.publicKey), ...plan.changes.filter((c) => c.publicKey !== fangKey && !c.remove).map((c) => c.publicKey)]);
+    // A peer gone from the interface is forgotten: recreated by the user, it is theirs.
+    for (const key of [...this.records.keys()]) if (!present.has(key)) this.records.delete(key);
+    for (const peer of peers) {
+      const before = this.records.get(peer.publicKey);
+      const origin = before?.origin ?? (this.pendingOurs.has(peer.publicKey) ? 'ours' : 'users');
+      let link: Link = before?.link ?? { kind: 'direct' };
       // Only a peer with a keepalive is stuck without a handshake: one without may just be idle.
       const stuck =
         peer.endpoint !== null && peer.persistentKeepalive !== null && (peer.latestHandshake === 0 || nowSeconds - peer.latestHandshake > SESSION_SECONDS);
-      const since = this.trying.get(peer.publicKey);
-      if (since !== undefined && peer.latestHandshake >= since) this.trying.delete(peer.publicKey);
-      else if (stuck && since === undefined && peer.allowedIps.length > 0) this.trying.set(peer.publicKey, nowSeconds);
+      if (link.kind === 'punching' && peer.latestHandshake >= link.since) link = { kind: 'direct' };
+      else if (link.kind === 'direct' && stuck && peer.allowedIps.length > 0) link = { kind: 'punching', since: nowSeconds };
+      // A peer of ours left relayed by an earlier run (an endpoint, no allowed IPs) is retried too.
+      if (link.kind !== 'relayed' && origin === 'ours' && peer.endpoint && peer.allowedIps.length === 0) link = relayedNow(nowSeconds);
+      this.records.set(peer.publicKey, { ...before, origin, traffic: nextTraffic(before?.traffic, peer, nowSeconds), link });
     }
+    this.pendingOurs = new Set();
     for (const change of plan.changes) {
-      if (change.kind === 'add-peer') this.added.add(change.publicKey);
-      if (change.kind === 'remove-peer') {
-        this.added.delete(change.publicKey);
-        this.trying.delete(change.publicKey);
-        this.relayed.delete(change.publicKey);
-      }
-      if (change.kind === 'add-peer' && change.allowedIps?.length === 0) {
-        this.relayed.set(change.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });
-      } else if (change.kind === 'add-peer' || change.kind === 'set-endpoint') {
-        this.trying.set(change.publicKey, nowSeconds);
-      }
-      if (change.kind === 'relay') {
-        this.trying.delete(change.publicKey);
-        this.relayed.set(change.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });
-      }
-      if (change.kind === 'direct-again') this.relayed.delete(change.publicKey);
-    }
-    // A peer left relayed by an earlier run (no allowed IPs, an endpoint) is retried too.
-    // `device` is the state before the plan was applied: a peer leaving the relay now is not one.
-    const leaving = new Set(plan.changes.filter((c) => c.kind === 'direct-again' || c.kind === 'remove-peer').map((c) => c.publicKey));
-    for (const peer of device.peers) {
-      if (peer.publicKey !== fangKey && peer.endpoint && peer.allowedIps.length === 0 && !this.relayed.has(peer.publicKey) && !leaving.has(peer.publicKey)) {
-        this.relayed.set(peer.publicKey, { since: nowSeconds, punches: 0, lastPunch: nowSeconds });
+      if (change.publicKey === fangKey) continue;
+      switch (change.kind) {
+        case 'add-peer':
+          this.records.set(change.publicKey, {
+            origin: 'ours',
+            traffic: { rx: 0, heardAt: 0, tx: 0, sentAt: 0 },
+            link: change.allowedIps?.length === 0 ? relayedNow(nowSeconds) : { kind: 'punching', since: nowSeconds },
+          });
+          break;
+        case 'set-endpoint':
+          this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
+          break;
+        case 'relay':
+          this.update(change.publicKey, { link: relayedNow(nowSeconds) });
+          break;
+        case 'direct-again':
+          this.update(change.publicKey, { link: { kind: 'direct' } });
+          break;
+        case 'remove-peer':
+          this.records.delete(change.publicKey);
+          break;
       }
     }
-    // Peers the plan adds are not in `device` yet, but they are there now.
-    const present = new Set([...device.peers.map((peer) => peer.publicKey), ...plan.changes.map((change) => change.publicKey)]);
-    for (const key of [...this.relayed.keys()]) if (!present.has(key)) this.relayed.delete(key);
-    // A peer gone from the interface is no longer ours: recreated by the user, it is theirs.
-    for (const key of [...this.added]) if (!present.has(key)) this.added.delete(key);
-    this.traffic.forgetAllBut(present);
-    for (const key of [...this.trying.keys()]) if (!present.has(key)) this.trying.delete(key);
   }
 
   /**
@@ -145,7 +182,7 @@ export class PeerTracker {
   oneWay(device: DeviceState, fangKey: WireGuardKey, nowSeconds: number): WireGuardKey[] {
     return device.peers
       .filter((peer) => {
-        const state = this.traffic.get(peer.publicKey);
+        const state = this.records.get(peer.publicKey)?.traffic;
         if (peer.publicKey === fangKey || !peer.endpoint || peer.allowedIps.length === 0 || !state || state.sentAt === 0) return false;
         const heard = Math.max(state.heardAt, peer.latestHandshake);
         return nowSeconds - state.sentAt <= 3 && state.sentAt - heard >= 2 && nowSeconds - heard >= 3;
@@ -156,13 +193,39 @@ export class PeerTracker {
   /** Relayed peers due for another try of the direct path now; marks them as tried. */
   takeRepunches(nowSeconds: number): WireGuardKey[] {
     const due: WireGuardKey[] = [];
-    for (const [key, state] of this.relayed) {
-      if (repunchDue(state.punches, state.lastPunch, nowSeconds)) {
+    for (const [key, record] of this.records) {
+      const link = record.link;
+      if (link.kind === 'relayed' && repunchDue(link.punches, link.lastPunch, nowSeconds)) {
         due.push(key);
-        state.punches++;
-        state.lastPunch = nowSeconds;
+        this.records.set(key, { ...record, link: { ...link, punches: link.punches + 1, lastPunch: nowSeconds } });
       }
     }
     return due;
+  }
+
+  /** Notes that we asked `key`, through the fang, to send first. */
+  noteAsked(key: WireGuardKey, nowSeconds: number): void {
+    this.update(key, { askedAt: nowSeconds });
+  }
+
+  /** Whether we asked `key` within the last `withinSeconds`. */
+  askedWithin(key: WireGuardKey, nowSeconds: number, withinSeconds: number): boolean {
+    const at = this.records.get(key)?.askedAt;
+    return at !== undefined && nowSeconds - at <= withinSeconds;
+  }
+
+  /** Our "send me a packet" requests younger than `withinSeconds`, for our reports. */
+  activeRequests(nowSeconds: number, withinSeconds: number): { publicKey: WireGuardKey; at: number }[] {
+    const out: { publicKey: WireGuardKey; at: number }[] = [];
+    for (const [key, record] of this.records) if (record.askedAt !== undefined && nowSeconds - record.askedAt <= withinSeconds) out.push({ publicKey: key, at: record.askedAt });
+    return out;
+  }
+
+  /** Whether a request of `key`'s made `at` is new (not answered yet); marks it answered. False for a peer not on the interface. */
+  takeRequest(key: WireGuardKey, at: number): boolean {
+    const record = this.records.get(key);
+    if (!record || at <= (record.answeredAt ?? 0)) return false;
+    this.records.set(key, { ...record, answeredAt: at });
+    return true;
   }
 }

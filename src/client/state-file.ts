@@ -1,5 +1,7 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { isWireGuardKey } from '../wireguard/key';
 
 /** What a running client daemon publishes for `snakebite status`. */
 export interface ClientState {
@@ -22,22 +24,76 @@ export function stateFilePath(interfaceName: string): string {
   return join(process.env.SNAKEBITE_STATE_DIR ?? '/run/snakebite', `${interfaceName}.json`);
 }
 
-/** Writes atomically (temp file, then rename), so a reader never sees half a file. */
+/**
+ * Writes atomically (temp file, then rename), so a reader never sees half a
+ * file. The temp name is random and created exclusively, so nobody can plant
+ * a symlink there for us to write through; rename replaces a link at the
+ * final name instead of following it.
+ */
 export function writeState(path: string, state: ClientState): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const temp = `${path}.${process.pid}.tmp`;
-  writeFileSync(temp, `${JSON.stringify(state)}\n`, { mode: 0o644 });
-  renameSync(temp, path);
+  const temp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
+  try {
+    writeFileSync(temp, `${JSON.stringify(state)}\n`, { mode: 0o644, flag: 'wx' });
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      /* it was never made, or is already gone */
+    }
+    throw error;
+  }
 }
 
-/** The state of a daemon that still runs, or undefined (none, unreadable, or its process is gone). */
-export function readLiveState(path: string, isAlive: (pid: number) => boolean = defaultIsAlive): ClientState | undefined {
+/** A state file read back: the state, or why it cannot be used (then it is ignored, never trusted in part). */
+export type StateRead = { readonly state: ClientState; readonly problem?: undefined } | { readonly state?: undefined; readonly problem?: string };
+
+/** Reads and checks a state file; a missing file is no problem, a malformed one says what is wrong. */
+export function readStateFile(path: string): StateRead {
+  let text: string;
   try {
-    const state = JSON.parse(readFileSync(path, 'utf8')) as ClientState;
-    return typeof state.pid === 'number' && isAlive(state.pid) ? state : undefined;
-  } catch {
-    return undefined;
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? {} : { problem: `cannot read ${path}: ${code ?? (error as Error).message}` };
   }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return { problem: `${path} is not JSON: ${(error as Error).message}` };
+  }
+  const problem = stateProblem(value);
+  return problem ? { problem: `${path}: ${problem}` } : { state: value as ClientState };
+}
+
+/** What makes `value` not a ClientState, or undefined when it is one. */
+export function stateProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected an object';
+  const v = value as Record<string, unknown>;
+  if (typeof v.interface !== 'string') return 'interface: expected a string';
+  if (typeof v.server !== 'string') return 'server: expected a string';
+  if (!Number.isSafeInteger(v.pid) || (v.pid as number) <= 0) return 'pid: expected a positive integer';
+  if (typeof v.lastSync !== 'number' || !Number.isFinite(v.lastSync)) return 'lastSync: expected a number';
+  if (v.lastError !== undefined && typeof v.lastError !== 'string') return 'lastError: expected a string';
+  if (!Array.isArray(v.relayed)) return 'relayed: expected an array';
+  for (const [i, item] of v.relayed.entries()) {
+    const r = item as Record<string, unknown> | null;
+    if (typeof r !== 'object' || r === null || !isWireGuardKey(r.publicKey) || typeof r.since !== 'number') return `relayed[${i}]: expected { publicKey, since }`;
+  }
+  if (v.added !== undefined) {
+    if (!Array.isArray(v.added)) return 'added: expected an array of public keys';
+    const bad = v.added.findIndex((k) => !isWireGuardKey(k));
+    if (bad >= 0) return `added[${bad}]: expected a public key`;
+  }
+  return undefined;
+}
+
+/** The state of a daemon that still runs, or undefined (none, unreadable, malformed, or its process is gone). */
+export function readLiveState(path: string, isAlive: (pid: number) => boolean = defaultIsAlive): ClientState | undefined {
+  const { state } = readStateFile(path);
+  return state && isAlive(state.pid) ? state : undefined;
 }
 
 function defaultIsAlive(pid: number): boolean {
@@ -46,14 +102,5 @@ function defaultIsAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** The state a previous run left, whether or not its process still runs; undefined when there is none. */
-export function readAnyState(path: string): ClientState | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as ClientState;
-  } catch {
-    return undefined;
   }
 }

@@ -146,7 +146,8 @@ export async function syncOnce(deps: SyncDeps, options: SyncOptions, activity?: 
   const fangPeer = findFangPeer(device, options.serverAddress);
   await sendReportQuietly(deps, device, fangPeer.publicKey);
   const { list, rejected } = acceptReply(await deps.fetchPeerList(), deps.logger);
-  const result = await reconcile(deps, options, list, activity ? { activity } : {}, device);
+  // --once remembers nothing it added: it removes nothing, and a peer routing nothing is the user's.
+  const result = await reconcile(deps, options, list, { addedByUs: new Set(), ...(activity ? { activity } : {}) }, device);
   return { ...result, rejected };
 }
 

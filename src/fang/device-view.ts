@@ -18,8 +18,9 @@ export class SharedDeviceView {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  read(): Promise<DeviceState> {
-    if (this.cached && this.clock() - this.cached.at < this.maxAgeMs) return Promise.resolve(this.cached.state);
+  /** The interface as read at most `maxAgeMs` ago (or by a read still running). */
+  read(maxAgeMs = this.maxAgeMs): Promise<DeviceState> {
+    if (this.cached && this.clock() - this.cached.at < maxAgeMs) return Promise.resolve(this.cached.state);
     if (this.inFlight) return this.inFlight;
     this.reads++;
     const started = this.clock();

@@ -1,4 +1,5 @@
-import { longestMatch, type IpAddress } from '../ip/address';
+import { endpointEquals, type IpAddress } from '../ip/address';
+import { askerIndexOf } from './asker-index';
 import { PEER_LIST_VERSION, type PeerList, type PeerListEntry, type PeerReport } from '../peer-list/peer-list';
 import type { DeviceState, PeerState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
@@ -9,12 +10,29 @@ import type { WireGuardKey } from '../wireguard/key';
  * longest match names the sender the same way WireGuard routes replies to it.
  */
 export function identifyAsker(device: DeviceState, source: IpAddress): PeerState | undefined {
-  let best: { peer: PeerState; length: number } | undefined;
-  for (const peer of device.peers) {
-    const match = longestMatch(peer.allowedIps, source);
-    if (match && (!best || match.length > best.length)) best = { peer, length: match.length };
+  return askerIndexOf(device).find(source);
+}
+
+/** Observations of one peer listed in its entry's `seenBy`, at most: the list stays linear in the peers. */
+export const SEEN_BY_LIMIT = 4;
+
+export type SeenBy = NonNullable<PeerListEntry['seenBy']>;
+
+/**
+ * Who saw whom, from every report, gathered once: per peer, the first
+ * SEEN_BY_LIMIT observations at distinct endpoints (what the NAT diagnosis
+ * needs is whether two observers see the same port or not, not every observer).
+ */
+export function gatherSeenBy(reports: ReadonlyMap<WireGuardKey, PeerReport>, limit = SEEN_BY_LIMIT): Map<WireGuardKey, SeenBy> {
+  const seenBy = new Map<WireGuardKey, { publicKey: WireGuardKey; endpoint: PeerReport['seen'][number]['endpoint'] }[]>();
+  for (const [by, report] of reports) {
+    for (const seen of report.seen) {
+      let list = seenBy.get(seen.publicKey);
+      if (!list) seenBy.set(seen.publicKey, (list = []));
+      if (list.length < limit && !list.some((s) => endpointEquals(s.endpoint, seen.endpoint))) list.push({ publicKey: by, endpoint: seen.endpoint });
+    }
   }
-  return best?.peer;
+  return seenBy;
 }
 
 /** Asks for only what changed after revision `since`. */
@@ -37,11 +55,7 @@ export function buildPeerList(
   /** What each peer last reported about itself (POST /v1/report). */
   reports: ReadonlyMap<WireGuardKey, PeerReport> = new Map(),
 ): PeerList {
-  // Who saw whom, gathered once: per entry it would cost peers × reports.
-  const seenBy = new Map<WireGuardKey, { publicKey: WireGuardKey; endpoint: PeerReport['seen'][number]['endpoint'] }[]>();
-  for (const [by, report] of reports) {
-    for (const seen of report.seen) seenBy.set(seen.publicKey, [...(seenBy.get(seen.publicKey) ?? []), { publicKey: by, endpoint: seen.endpoint }]);
-  }
+  const seenBy = gatherSeenBy(reports);
   if (device.publicKey === null) throw new Error('the fang interface has no key');
   return {
     version: PEER_LIST_VERSION,
@@ -51,13 +65,18 @@ export function buildPeerList(
     ...(delta ? { since: delta.since, removed: [...delta.removed].filter((key) => key !== asker.publicKey) } : {}),
     peers: device.peers
       .filter((peer) => peer.publicKey !== asker.publicKey && (!delta || delta.changed.has(peer.publicKey)))
-      .map((peer) => ({
-        publicKey: peer.publicKey,
-        endpoint: peer.endpoint,
-        allowedIps: peer.allowedIps,
-        latestHandshake: peer.latestHandshake,
-        ...reportedFields(peer.publicKey, reports, seenBy),
-      })),
+      .map((peer) => listEntry(peer, reports, seenBy)),
+  };
+}
+
+/** What the list says of one peer of the fang. */
+export function listEntry(peer: PeerState, reports: ReadonlyMap<WireGuardKey, PeerReport>, seenBy: ReadonlyMap<WireGuardKey, PeerListEntry['seenBy']>): PeerListEntry {
+  return {
+    publicKey: peer.publicKey,
+    endpoint: peer.endpoint,
+    allowedIps: peer.allowedIps,
+    latestHandshake: peer.latestHandshake,
+    ...reportedFields(peer.publicKey, reports, seenBy),
   };
 }
 

@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
-import type { DeviceState } from '../wireguard/device-state';
+import type { DeviceState, PeerState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 import type { SharedDeviceView } from './device-view';
-import { diffPeers } from './peer-diff';
+import { diffStates } from './peer-diff';
 
 /** How many revisions of changes are kept to answer deltas; an older `since` gets the full list. */
 const HISTORY = 1024;
@@ -25,8 +25,10 @@ interface Waiter {
 export class PeerWatch {
   /** Starts at a random point so a restarted fang never mistakes a client's old revision for its own. */
   revision = randomInt(1, 2 ** 40);
-  private fingerprints: ReadonlyMap<WireGuardKey, string> = new Map();
+  private byKey: ReadonlyMap<WireGuardKey, PeerState> = new Map();
   private latest: DeviceState | undefined;
+  /** The last changesSince answer: every client parked at one revision asks the same question. */
+  private lastChanges: { since: number; revision: number; changes: ChangesSince | undefined } | undefined;
   private readonly history: { revision: number; changed: WireGuardKey[]; removed: WireGuardKey[] }[] = [];
   private readonly waiters = new Set<Waiter>();
   private timer: NodeJS.Timeout | undefined;
@@ -40,12 +42,12 @@ export class PeerWatch {
   ) {}
 
   /** Reads the interface (shared with concurrent callers) and records any change. */
-  async refresh(): Promise<{ device: DeviceState; revision: number }> {
-    const device = await this.view.read();
+  async refresh(maxAgeMs?: number): Promise<{ device: DeviceState; revision: number }> {
+    const device = await this.view.read(maxAgeMs);
     if (device !== this.latest) {
       this.latest = device;
-      const diff = diffPeers(this.fingerprints, device);
-      this.fingerprints = diff.fingerprints;
+      const diff = diffStates(this.byKey, device);
+      this.byKey = diff.byKey;
       if (!this.primed) {
         this.primed = true;
       } else if (diff.changed.length > 0 || diff.removed.length > 0) {
@@ -70,14 +72,32 @@ export class PeerWatch {
     for (const waiter of this.waiters) if (waiter.since !== this.revision) waiter.wake();
   }
 
-  /** What changed after revision `since`; undefined when `since` is unknown (then send the full list). */
+  /** The peer with `key` as last read, if the interface has it. */
+  peer(key: WireGuardKey): PeerState | undefined {
+    return this.byKey.get(key);
+  }
+
+  /**
+   * What changed after revision `since`; undefined when `since` is unknown
+   * (then send the full list). Shared: callers must not modify the sets.
+   */
   changesSince(since: number): ChangesSince | undefined {
+    const last = this.lastChanges;
+    if (last && last.since === since && last.revision === this.revision) return last.changes;
+    const changes = this.computeChangesSince(since);
+    this.lastChanges = { since, revision: this.revision, changes };
+    return changes;
+  }
+
+  private computeChangesSince(since: number): ChangesSince | undefined {
     if (since === this.revision) return { changed: new Set(), removed: new Set() };
     const first = this.history[0];
     if (since > this.revision || !first || since < first.revision - 1) return undefined;
     const changed = new Set<WireGuardKey>();
     const removed = new Set<WireGuardKey>();
-    for (const entry of this.history) {
+    // Revisions in the history are consecutive: start at the first one after `since`.
+    for (let i = Math.max(0, since + 1 - first.revision); i < this.history.length; i++) {
+      const entry = this.history[i]!;
       if (entry.revision <= since) continue;
       for (const key of entry.changed) {
         changed.add(key);
@@ -119,7 +139,8 @@ export class PeerWatch {
   private startPolling(): void {
     if (this.timer) return;
     const tick = () => {
-      this.refresh().then(
+      // A poll wants a read newer than the last poll, not one the request cache still serves.
+      this.refresh(this.pollMs / 2).then(
         () => {
           if (this.timer) this.timer = setTimeout(tick, this.pollMs);
         },

@@ -4,12 +4,17 @@ import { describeError, SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
 import { parsePeerReport } from '../peer-list/parse';
 import { PEER_LIST_LIMITS, type PeerReport } from '../peer-list/peer-list';
-import { formatPeerListText, serializePeerList, serializePeerReport } from '../peer-list/serialize';
+import { formatPeerListText, serializePeerReport } from '../peer-list/serialize';
+import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 import type { WireGuardDriver } from '../wireguard/driver';
-import type { DeviceState } from '../wireguard/device-state';
+import { guardConnections, type ConnectionLimits, type ConnectionSource } from './connection-guard';
 import { SharedDeviceView } from './device-view';
+import { scopePeerList, settleChanges } from './list-scope';
+import { PunchRequestBook } from './punch-requests';
+import { RateLimitedLog } from './rate-limited-log';
 import { buildPeerList, identifyAsker } from './peer-list-view';
+import { PeerListEncoder } from './peer-list-encoder';
 import { PeerWatch } from './peer-watch';
 
 /** TCP port of the peer-list service when `--listen` gives none. */
@@ -24,6 +29,8 @@ export interface FangServerOptions {
   readonly deviceMaxAgeMs?: number;
   /** How often the interface is read while clients wait for a change, in milliseconds. */
   readonly watchIntervalMs?: number;
+  /** Connections held per peer and in all; see connection-guard.ts. */
+  readonly connectionLimits?: ConnectionLimits;
   /** Called with every answer's path and HTTP status (metrics). */
   readonly onReply?: (path: string, status: number) => void;
   /** More GET routes, answered only to peers like the peer list (the mesh page): path → body. */
@@ -90,15 +97,23 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   /** Long polls held per peer: one peer may not take every connection. */
   const waitingBy = new Map<WireGuardKey, number>();
   const view = new SharedDeviceView(driver, options.deviceMaxAgeMs ?? 200);
-  const watch = new PeerWatch(view, options.watchIntervalMs ?? 250, (error) =>
+  const encoder = new PeerListEncoder();
+  const watch = new PeerWatch(view, options.watchIntervalMs ?? 100, (error) =>
     logger.error('interface-read-failed', { error: describeError(error) }),
   );
 
+  // Lines a stranger or a misbehaving peer can cause are rate-limited.
+  const refusals = new RateLimitedLog(logger);
+  const nowSeconds = () => Math.floor(Date.now() / 1000);
+
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    // Listen for the hang-up before the first await: a 'close' during the interface read would be missed.
+    const hangUp = new AbortController();
+    response.on('close', () => hangUp.abort());
     const sourceText = request.socket.remoteAddress ?? '';
     const source = parseIp(sourceText);
     const [path = '', query = ''] = (request.url ?? '').split('?', 2);
-    const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
+    const reply = (status: number, body: string | Buffer, type = 'text/plain; charset=utf-8') => {
       options.onReply?.(path, status);
       response.writeHead(status, {
         'content-type': type,
@@ -136,7 +151,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     }
     let asker = source ? identifyAsker(current.device, unmapIpv4(source)) : undefined;
     if (!asker) {
-      logger.warn('request-refused', { source: sourceText, path, reason: "source is in no peer's allowed IPs" });
+      refusals.warn('request-refused', { source: sourceText, path, reason: "source is in no peer's allowed IPs" });
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
     }
     if (extra) {
@@ -146,9 +161,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const holding = waitingBy.get(asker.publicKey) ?? 0;
     if (since !== undefined && wait && holding < MAX_WAITS_PER_PEER) {
       // Long poll: hold the request until a peer changes, the wait ends or the asker hangs up.
-      const hangUp = new AbortController();
-      response.on('close', () => hangUp.abort());
       waitingBy.set(asker.publicKey, holding + 1);
+      current = undefined; // a parked request holds no interface state
       try {
         await watch.waitForChange(since, wait * 1000, hangUp.signal);
       } finally {
@@ -157,19 +171,30 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
         else waitingBy.delete(asker.publicKey);
       }
       if (hangUp.signal.aborted) return;
-      current = await watch.refresh();
+      try {
+        current = await watch.refresh();
+      } catch (error) {
+        logger.error('interface-read-failed', { error: describeError(error) });
+        return reply(503, 'the fang cannot read its WireGuard interface right now\n');
+      }
       // The asker itself may have moved while it waited: report its endpoint as it is now.
       asker = identifyAsker(current.device, unmapIpv4(source!)) ?? asker;
     }
-    const changes = since === undefined ? undefined : watch.changesSince(since);
-    const list = buildPeerList(current.device, asker, current.revision, changes && since !== undefined ? { since, ...changes } : undefined, reports);
-    logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, peers: list.peers.length });
-    if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
-    return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
+    // The text form has no way to say "removed": it is always the whole list (`since` only lets it wait).
+    const raw = since === undefined || path === '/v1/peers.txt' ? undefined : watch.changesSince(since);
+    const changes = raw && settleChanges(raw, current.device);
+    const delta = changes && since !== undefined ? { since, ...changes } : undefined;
+    logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, delta: delta !== undefined });
+    if (path === '/v1/peers.txt') {
+      return reply(200, formatPeerListText(scopePeerList(buildPeerList(current.device, asker, current.revision, undefined, reports), () => true, nowSeconds())));
+    }
+    // The same document as serializePeerList(scopePeerList(buildPeerList(...))), encoded once per revision and shared.
+    return reply(200, encoder.encode(current.device, asker, current.revision, delta, reports, nowSeconds()), 'application/json');
   };
 
   /** The latest report of each peer, by key; lost on restart (clients report again on a full list). */
   const reports = new Map<WireGuardKey, PeerReport>();
+  const punchBook = new PunchRequestBook();
   // A report wakes every waiting client; one reporter may do that at most once a second.
   const lastTouch = new Map<WireGuardKey, number>();
   const pendingTouch = new Map<WireGuardKey, { keys: Set<WireGuardKey>; timer: NodeJS.Timeout }>();
@@ -203,7 +228,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const asker = source ? identifyAsker(device, unmapIpv4(source)) : undefined;
     if (!asker) {
       request.resume();
-      logger.warn('request-refused', { source: request.socket.remoteAddress, path: REPORT_PATH, reason: "source is in no peer's allowed IPs" });
+      refusals.warn('request-refused', { source: request.socket.remoteAddress, path: REPORT_PATH, reason: "source is in no peer's allowed IPs" });
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
     }
     let text: string;
@@ -216,7 +241,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     try {
       report = parsePeerReport(JSON.parse(text));
     } catch (error) {
-      logger.warn('report-refused', { peer: asker.publicKey, reason: describeError(error) });
+      refusals.warn('report-refused', { peer: asker.publicKey, reason: describeError(error) });
       return reply(400, `${error instanceof Error ? error.message : String(error)}\n`);
     }
     const before = reports.get(asker.publicKey);
@@ -226,15 +251,34 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     report = {
       ...report,
       seen: [...new Map(report.seen.filter((s) => ours(s.publicKey)).map((s) => [s.publicKey, s])).values()],
-      ...(report.punchRequests ? { punchRequests: report.punchRequests.filter((r) => ours(r.publicKey)) } : {}),
     };
+    const punchRequests = punchBook.take(asker.publicKey, report.punchRequests ?? [], ours, nowSeconds());
+    report = { ...report, punchRequests };
     reports.set(asker.publicKey, report);
-    for (const key of reports.keys()) if (!known.has(key)) reports.delete(key);
+    for (const key of reports.keys()) {
+      if (known.has(key)) continue;
+      reports.delete(key);
+      punchBook.forget(key);
+    }
     if (!before || JSON.stringify(serializePeerReport(before)) !== JSON.stringify(serializePeerReport(report))) {
       logger.debug('report-received', { peer: asker.publicKey, candidates: report.candidates.length, seen: report.seen.length });
       touchSoon(asker.publicKey, [asker.publicKey, ...report.seen.map((s) => s.publicKey), ...(before?.seen.map((s) => s.publicKey) ?? [])]);
     }
     return reply(204, '');
+  };
+
+  // Who a new connection comes from, before any HTTP: a peer known from a read
+  // up to 2 s old is taken at once; a stranger costs at most one read per 2 s.
+  let known: { device: DeviceState; at: number } | undefined;
+  const identifySource = async (source: IpAddress): Promise<ConnectionSource> => {
+    const fresh = known && Date.now() - known.at < 2000;
+    let peer = known && identifyAsker(known.device, source);
+    if (!peer && !fresh) {
+      known = { device: (await watch.refresh()).device, at: Date.now() };
+      peer = identifyAsker(known.device, source);
+    }
+    const peers = known!.device.peers.length;
+    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers } : { kind: 'not-a-peer', peers };
   };
 
   const server: Server = createServer((request, response) => {
@@ -249,7 +293,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   server.requestTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 64;
-  server.maxConnections = 1024;
+  guardConnections(server, identifySource, refusals, options.connectionLimits);
   server.on('clientError', (error, socket) => {
     logger.debug('request-malformed', { error: error.message });
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -282,6 +326,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     close: () =>
       new Promise<void>((resolve) => {
         watch.close();
+        refusals.close();
         for (const pending of pendingTouch.values()) clearTimeout(pending.timer);
         server.close(() => resolve());
         server.closeAllConnections();

@@ -23,8 +23,15 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A short quote of `value` for an error message; never throws, however deep or large the value. */
 function show(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    // JSON.stringify recurses: a hostile reply nested a million deep overflows the stack.
+    text = Array.isArray(value) ? 'an array nested too deeply' : 'an object nested too deeply';
+  }
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 

@@ -1,5 +1,5 @@
 import { formatEndpoint, formatPrefix } from '../ip/address';
-import type { PeerList, PeerReport } from './peer-list';
+import type { PeerList, PeerListEntry, PeerReport } from './peer-list';
 
 /** The JSON body of `GET /v1/peers`; `parsePeerList(JSON.parse(JSON.stringify(x)))` gives the list back. */
 export function serializePeerList(list: PeerList): unknown {
@@ -11,19 +11,24 @@ export function serializePeerList(list: PeerList): unknown {
       endpoint: list.you.endpoint && formatEndpoint(list.you.endpoint),
       ...(list.you.seenBy ? { seenBy: list.you.seenBy.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
     },
-    peers: list.peers.map((peer) => ({
-      publicKey: peer.publicKey,
-      endpoint: peer.endpoint && formatEndpoint(peer.endpoint),
-      allowedIps: peer.allowedIps.map(formatPrefix),
-      latestHandshake: peer.latestHandshake,
-      ...(peer.listenPort !== undefined ? { listenPort: peer.listenPort } : {}),
-      ...(peer.candidates ? { candidates: peer.candidates.map(formatEndpoint) } : {}),
-      ...(peer.seenBy ? { seenBy: peer.seenBy.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
-      ...(peer.punchRequests ? { punchRequests: peer.punchRequests.map((r) => ({ publicKey: r.publicKey, at: r.at })) } : {}),
-    })),
+    peers: list.peers.map(serializePeerListEntry),
     ...(list.revision !== undefined ? { revision: list.revision } : {}),
     ...(list.since !== undefined ? { since: list.since } : {}),
     ...(list.removed !== undefined ? { removed: list.removed } : {}),
+  };
+}
+
+/** One entry of `peers` in the JSON body. */
+export function serializePeerListEntry(peer: PeerListEntry): unknown {
+  return {
+    publicKey: peer.publicKey,
+    endpoint: peer.endpoint && formatEndpoint(peer.endpoint),
+    allowedIps: peer.allowedIps.map(formatPrefix),
+    latestHandshake: peer.latestHandshake,
+    ...(peer.listenPort !== undefined ? { listenPort: peer.listenPort } : {}),
+    ...(peer.candidates ? { candidates: peer.candidates.map(formatEndpoint) } : {}),
+    ...(peer.seenBy ? { seenBy: peer.seenBy.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
+    ...(peer.punchRequests ? { punchRequests: peer.punchRequests.map((r) => ({ publicKey: r.publicKey, at: r.at })) } : {}),
   };
 }
 

@@ -1,19 +1,12 @@
-import {
-  endpointEquals,
-  firstHost,
-  formatEndpoint,
-  formatPrefix,
-  prefixContainsIp,
-  prefixCovers,
-  type Endpoint,
-  type IpAddress,
-  type IpPrefix,
-} from '../ip/address';
-import type { PeerList } from '../peer-list/peer-list';
+import { endpointEquals, firstHost, formatPrefix, type Endpoint, type IpAddress, type IpPrefix } from '../ip/address';
+import type { PeerList, PeerListEntry } from '../peer-list/peer-list';
 import { chooseEndpoint } from './candidates';
-import { PrefixIndex } from './prefix-index';
+import { RouteClaims, strictlyInside } from './claims';
+import { explain, explainPrefixRefusal, type PeerDecision, type RefusedPrefix } from './decision';
 import type { DeviceState, PeerChange, PeerState } from '../wireguard/device-state';
-import { shortKey, type WireGuardKey } from '../wireguard/key';
+import type { WireGuardKey } from '../wireguard/key';
+
+export { explain, type PeerDecision } from './decision';
 
 /** How the client treats what the fang says; every field has a documented CLI default. */
 export interface Policy {
@@ -32,6 +25,8 @@ export interface Policy {
   readonly localNetworks?: readonly IpPrefix[];
   /** Relay a peer through the fang when punching gets no direct handshake within this many seconds; undefined never relays. */
   readonly relayAfterSeconds?: number;
+  /** This interface's own overlay addresses: no peer may be given a prefix that contains one. */
+  readonly ownAddresses?: readonly IpAddress[];
 }
 
 /**
@@ -58,6 +53,8 @@ export interface PlannedChange extends PeerChange {
   readonly kickKeepalive?: number;
   /** Allowed IPs the fang listed for a new peer that were refused, with why. */
   readonly refusedAllowedIps: readonly { readonly prefix: string; readonly reason: string }[];
+  /** The decision this change carries out. */
+  readonly decision: PeerDecision;
 }
 
 /** A listed peer the plan leaves alone, and why. */
@@ -66,6 +63,8 @@ export interface SkippedPeer {
   readonly reason: string;
   /** `refused` means the entry looked hostile or wrong; `kept` means nothing needs doing or it is not yet possible. */
   readonly severity: 'refused' | 'kept';
+  /** The decision, as data: tests and `status` read this, the log reads `reason`. */
+  readonly decision: Extract<PeerDecision, { kind: 'refuse' | 'keep' | 'contest' }>;
 }
 
 export interface Plan {
@@ -77,6 +76,8 @@ export interface Plan {
    * through the current path tells which; see `silent`.
    */
   readonly contested: readonly { readonly publicKey: WireGuardKey; readonly probeAddress: IpAddress }[];
+  /** One decision per listed peer (and per peer removed), in list order: what `changes` and `skipped` are made from. */
+  readonly decisions: readonly PeerDecision[];
 }
 
 /** Unix seconds of the last sign of life from each peer (0: none seen), when the caller has watched rx counters. */
@@ -105,6 +106,191 @@ function lastHeardFrom(peer: PeerState, activity: Activity | undefined): number 
   return Math.max(peer.latestHandshake, activity?.get(peer.publicKey) ?? 0);
 }
 
+/** Everything `decide` reads besides the peer itself; claims are read, never written, by it. */
+export interface PlanContext {
+  readonly policy: Policy;
+  readonly nowSeconds: number;
+  readonly observations: PlanObservations;
+  readonly you: PeerList['you'];
+  /** This interface's own key, null when it has none. */
+  readonly selfKey: WireGuardKey | null;
+  readonly claims: RouteClaims;
+}
+
+/** Whether a local peer counts as relayed: it routes nothing here, though the fang lists prefixes for it. */
+function isRelayed(local: PeerState, entry: PeerListEntry): boolean {
+  return local.allowedIps.length === 0 && entry.allowedIps.length > 0;
+}
+
+/**
+ * What to do with one listed peer, given its local entry (undefined when the
+ * interface does not have it). Pure; one small case after the other.
+ */
+export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: PlanContext): PeerDecision {
+  const { policy, nowSeconds, claims } = ctx;
+  const publicKey = entry.publicKey;
+  if (publicKey === ctx.selfKey) return { kind: 'refuse', publicKey, why: { code: 'own-key' } };
+  if (publicKey === policy.fangPublicKey) return { kind: 'refuse', publicKey, why: { code: 'fang-key' } };
+  const target = chooseEndpoint(entry, ctx.you, policy.localNetworks ?? []);
+  if (target.via === 'wait') return { kind: 'keep', publicKey, why: { code: 'same-nat-waiting' } };
+  if (target.endpoint === null) return { kind: 'keep', publicKey, why: { code: 'no-endpoint-at-fang' } };
+  const via = target.via;
+  if (!local) return decideNew(entry, target.endpoint, via, ctx);
+
+  // A peer routing anything outside the overlay (a site, a LAN) is the user's own business.
+  const outside = local.allowedIps.find((prefix) => !strictlyInside(prefix, claims.fangRange));
+  if (outside) return { kind: 'keep', publicKey, why: { code: 'routes-outside', prefix: outside } };
+
+  const { activity, silent, listedBefore, relayedSince, addedByUs } = ctx.observations;
+  // A peer that routes nothing is relayed only when this client did it (it added it, or relays it);
+  // one the user configured that way is the user's (undefined addedByUs: every peer counts as ours).
+  const relayedByUs = relayedSince?.has(publicKey) || addedByUs === undefined || addedByUs.has(publicKey);
+  if (local.allowedIps.length === 0 && !relayedByUs) return { kind: 'keep', publicKey, why: { code: 'routes-nothing' } };
+  const relayed = isRelayed(local, entry);
+  const relayStart = relayedSince?.get(publicKey) ?? nowSeconds - (policy.relayAfterSeconds ?? 0);
+  // Handshakes have one-second resolution: one in the very second the relay began counts.
+  const directSinceRelay = relayed && local.latestHandshake > 0 && local.latestHandshake >= relayStart;
+  const unanswered = silent?.has(publicKey) ?? false;
+  // A handshake is direct UDP: a relayed peer that had one since (and did not move away) answers where
+  // WireGuard has it now, even when the fang sees it at another port (a NAT with a mapping per destination).
+  const answersWhereItIs =
+    policy.relayAfterSeconds !== undefined &&
+    directSinceRelay &&
+    nowSeconds - local.latestHandshake <= policy.flowingWithinSeconds &&
+    !unanswered &&
+    !endpointEquals(listedBefore?.get(publicKey) ?? null, local.endpoint);
+
+  if (!endpointEquals(local.endpoint, target.endpoint) && !answersWhereItIs) {
+    const heard = lastHeardFrom(local, activity);
+    const age = Math.max(0, nowSeconds - heard);
+    // The fang used to see the peer where we reach it, and now sees it elsewhere: it moved.
+    const before = listedBefore?.get(publicKey);
+    const moved = before !== undefined && before !== null && endpointEquals(before, local.endpoint);
+    // Flowing traffic keeps its endpoint, also when the fang saw the peer move: the caller
+    // probes the current path first (contest), and only a peer that stays silent is re-pointed.
+    if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered) {
+      return { kind: 'contest', publicKey, heardSecondsAgo: age, endpoint: local.endpoint, moved, probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null };
+    }
+    return {
+      kind: 'repoint',
+      publicKey,
+      endpoint: target.endpoint,
+      previous: local.endpoint,
+      via,
+      cause: moved ? 'moved' : unanswered ? 'silent' : heard === 0 ? 'never' : 'stale',
+      heardSecondsAgo: heard === 0 ? null : age,
+      ...(moved ? { movedFrom: before! } : {}),
+      ...(local.persistentKeepalive === null ? { setKeepalive: policy.keepaliveSeconds } : {}),
+      probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
+      ...(local.allowedIps.length === 0 && local.persistentKeepalive !== null ? { kickKeepalive: local.persistentKeepalive } : {}),
+    };
+  }
+
+  // The endpoint is right: is the direct path working, or should the fang relay?
+  const endpoint = local.endpoint ?? target.endpoint;
+  if (relayed) {
+    if (!directSinceRelay) return { kind: 'keep', publicKey, why: { code: 'relayed', forSeconds: nowSeconds - relayStart, endpoint: target.endpoint } };
+    const { accepted, refused } = claims.accept(entry.allowedIps, publicKey);
+    if (accepted.length === 0) return { kind: 'refuse', publicKey, why: { code: 'relayed-allowed-ips-taken', refused } };
+    return { kind: 'direct-again', publicKey, allowedIps: accepted, refused, handshakeSecondsAgo: Math.max(0, nowSeconds - local.latestHandshake), endpoint, previous: local.endpoint };
+  }
+  if (dueForRelay(local, entry, ctx)) {
+    return { kind: 'relay', publicKey, endpoint: target.endpoint, triedSeconds: nowSeconds - ctx.observations.tryingSince!.get(publicKey)!, previous: local.endpoint };
+  }
+  return { kind: 'keep', publicKey, why: { code: 'in-place' } };
+}
+
+/**
+ * Whether a routed peer has been punched for `relayAfterSeconds` without a
+ * direct handshake. Only what the fang routes to the peer can be relayed, and
+ * only what it lists can be given back; only a peer this client added is
+ * relayed: taking allowed IPs off one the user configured could not be undone exactly.
+ */
+function dueForRelay(local: PeerState, entry: PeerListEntry, ctx: PlanContext): boolean {
+  const { policy, observations, nowSeconds } = ctx;
+  const trying = observations.tryingSince?.get(local.publicKey);
+  const ours = observations.addedByUs === undefined || observations.addedByUs.has(local.publicKey);
+  return (
+    ours &&
+    policy.relayAfterSeconds !== undefined &&
+    trying !== undefined &&
+    local.allowedIps.length > 0 &&
+    entry.allowedIps.length > 0 &&
+    local.latestHandshake < trying &&
+    nowSeconds - trying >= policy.relayAfterSeconds
+  );
+}
+
+/**
+ * A peer the interface does not have: added with the listed allowed IPs the
+ * claims accept. When relaying is on it starts relayed: its traffic keeps going
+ * through the fang (which already carries it) until a direct handshake proves
+ * the path, so a NAT that defeats the punch never blackholes it.
+ */
+function decideNew(entry: PeerListEntry, endpoint: Endpoint, via: 'public' | 'lan', ctx: PlanContext): PeerDecision {
+  const { accepted, refused } = ctx.claims.accept(entry.allowedIps, entry.publicKey);
+  if (accepted.length === 0) return { kind: 'refuse', publicKey: entry.publicKey, why: { code: 'no-acceptable-allowed-ip', refused } };
+  return {
+    kind: 'add',
+    publicKey: entry.publicKey,
+    endpoint,
+    via,
+    allowedIps: accepted,
+    refused,
+    relayFirst: ctx.policy.relayAfterSeconds !== undefined,
+    keepalive: ctx.policy.keepaliveSeconds,
+  };
+}
+
+/** A local peer the list does not name: removed only when this client added it and it routes nothing outside the overlay. */
+function decideUnlisted(peer: PeerState, ctx: PlanContext): PeerDecision | undefined {
+  if (peer.publicKey === ctx.policy.fangPublicKey || !ctx.observations.addedByUs?.has(peer.publicKey)) return undefined;
+  // A peer that routes anything outside the overlay is the user's, whoever added it.
+  if (peer.allowedIps.some((prefix) => !strictlyInside(prefix, ctx.claims.fangRange))) return undefined;
+  return { kind: 'remove', publicKey: peer.publicKey, previous: peer.endpoint };
+}
+
+const refusedText = (refused: readonly RefusedPrefix[]) => refused.map((r) => ({ prefix: formatPrefix(r.prefix), reason: explainPrefixRefusal(r.why) }));
+
+/** The `wg set` change a decision makes, or undefined for one that changes nothing. */
+export function changeFor(decision: PeerDecision): PlannedChange | undefined {
+  const common = { publicKey: decision.publicKey, reason: explain(decision), decision };
+  switch (decision.kind) {
+    case 'refuse':
+    case 'keep':
+    case 'contest':
+      return undefined;
+    case 'add':
+      return {
+        ...common,
+        kind: 'add-peer',
+        endpoint: decision.endpoint,
+        allowedIps: decision.relayFirst ? [] : decision.allowedIps,
+        persistentKeepalive: decision.keepalive,
+        previousEndpoint: null,
+        probeAddress: decision.relayFirst ? null : firstHost(decision.allowedIps[0]!),
+        refusedAllowedIps: refusedText(decision.refused),
+      };
+    case 'repoint':
+      return {
+        ...common,
+        kind: 'set-endpoint',
+        endpoint: decision.endpoint,
+        ...(decision.setKeepalive !== undefined ? { persistentKeepalive: decision.setKeepalive } : {}),
+        previousEndpoint: decision.previous,
+        probeAddress: decision.probeAddress,
+        ...(decision.kickKeepalive !== undefined ? { kickKeepalive: decision.kickKeepalive } : {}),
+        refusedAllowedIps: [],
+      };
+    case 'relay':
+      return { ...common, kind: 'relay', allowedIps: [], previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
+    case 'direct-again':
+      return { ...common, kind: 'direct-again', allowedIps: decision.allowedIps, previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: refusedText(decision.refused) };
+    case 'remove':
+      return { ...common, kind: 'remove-peer', remove: true, previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
+  }
+}
+
 /**
  * Computes the changes that make `current` reach the peers in `list`, without
  * ever touching the fang peer, removing a peer it did not add, or re-pointing a peer whose
@@ -115,225 +301,48 @@ function lastHeardFrom(peer: PeerState, activity: Activity | undefined): number 
  * against the result gives no changes.
  */
 export function planPeerChanges(current: DeviceState, list: PeerList, policy: Policy, now: Date, observations: PlanObservations = {}): Plan {
-  const { activity, silent, listedBefore, tryingSince, relayedSince } = observations;
-  const nowSeconds = Math.floor(now.getTime() / 1000);
-  const changes: PlannedChange[] = [];
-  const skipped: SkippedPeer[] = [];
-  const contested: { publicKey: WireGuardKey; probeAddress: IpAddress }[] = [];
   const localPeers = new Map(current.peers.map((peer) => [peer.publicKey, peer]));
-  const fangPeer = localPeers.get(policy.fangPublicKey);
-  const fangRange = fangPeer?.allowedIps ?? [];
+  const fangRange = localPeers.get(policy.fangPublicKey)?.allowedIps ?? [];
+  const claims = new RouteClaims(fangRange, policy.serverAddress, policy.ownAddresses ?? []);
   // Prefixes routed to peers other than the fang: a new peer may not take any of them.
-  const claimed = new PrefixIndex<WireGuardKey>();
-  for (const peer of current.peers) {
-    if (peer.publicKey !== policy.fangPublicKey) for (const prefix of peer.allowedIps) claimed.add(prefix, peer.publicKey);
-  }
+  for (const peer of current.peers) if (peer.publicKey !== policy.fangPublicKey) claims.claim(peer.allowedIps, peer.publicKey);
   // A relayed peer routes nothing here, yet what the fang lists for it stays its own,
   // as it was when it was added: no other peer may take it while it is relayed.
   for (const entry of list.peers) {
     const local = localPeers.get(entry.publicKey);
     if (!local || local.publicKey === policy.fangPublicKey || local.allowedIps.length > 0) continue;
-    for (const prefix of entry.allowedIps) {
-      if (!whyRefused(prefix, fangRange, policy.serverAddress, claimed, entry.publicKey)) claimed.add(prefix, entry.publicKey);
-    }
+    claims.claim(claims.accept(entry.allowedIps, entry.publicKey).accepted, entry.publicKey);
   }
-  const accept = (prefixes: readonly IpPrefix[], owner: WireGuardKey) => {
-    const accepted: IpPrefix[] = [];
-    const refused: { prefix: string; reason: string }[] = [];
-    for (const prefix of prefixes) {
-      const reason = whyRefused(prefix, fangRange, policy.serverAddress, claimed, owner);
-      if (reason) refused.push({ prefix: formatPrefix(prefix), reason });
-      else accepted.push(prefix);
-    }
-    return { accepted, refused };
-  };
+  const ctx: PlanContext = { policy, nowSeconds: Math.floor(now.getTime() / 1000), observations, you: list.you, selfKey: current.publicKey, claims };
 
+  const decisions: PeerDecision[] = [];
   for (const entry of list.peers) {
-    const skip = (reason: string, severity: SkippedPeer['severity'] = 'kept') =>
-      skipped.push({ publicKey: entry.publicKey, reason, severity });
-
-    if (entry.publicKey === current.publicKey) {
-      skip("is this interface's own key", 'refused');
-      continue;
-    }
-    if (entry.publicKey === policy.fangPublicKey) {
-      skip("claims the fang peer's key; the fang peer is never changed", 'refused');
-      continue;
-    }
-    const target = chooseEndpoint(entry, list.you, policy.localNetworks ?? []);
-    const viaLan = target.via === 'lan' ? ' over the LAN (it shares our public address)' : '';
-    if (target.via === 'wait') {
-      skip('it shares our public address (same NAT); waiting for its LAN candidates');
-      continue;
-    }
-    if (target.endpoint === null) {
-      skip('the fang has no endpoint for it yet (no handshake with the fang)');
-      continue;
-    }
-
-    const local = localPeers.get(entry.publicKey);
-    if (local) {
-      // A peer routing anything outside the overlay (a site, a LAN) is the user's own business.
-      const outside = local.allowedIps.find((prefix) => !strictlyInside(prefix, fangRange));
-      if (outside) {
-        skip(`its allowed IP ${formatPrefix(outside)} lies outside the fang peer's allowed IPs; not managed by Snakebite`);
-        continue;
-      }
-      const relayed = local.allowedIps.length === 0 && entry.allowedIps.length > 0;
-      const relayStart = relayedSince?.get(local.publicKey) ?? nowSeconds - (policy.relayAfterSeconds ?? 0);
-      // Handshakes have one-second resolution: one in the very second the relay began counts.
-      const directSinceRelay = relayed && local.latestHandshake > 0 && local.latestHandshake >= relayStart;
-      // A handshake is direct UDP: a relayed peer that had one since (and did not move away) answers where
-      // WireGuard has it now, even when the fang sees it at another port (a NAT with a mapping per destination).
-      const answersWhereItIs =
-        policy.relayAfterSeconds !== undefined &&
-        directSinceRelay &&
-        nowSeconds - local.latestHandshake <= policy.flowingWithinSeconds &&
-        !(silent?.has(local.publicKey) ?? false) &&
-        !endpointEquals(listedBefore?.get(local.publicKey) ?? null, local.endpoint);
-      if (!endpointEquals(local.endpoint, target.endpoint) && !answersWhereItIs) {
-        const heard = lastHeardFrom(local, activity);
-        const age = Math.max(0, nowSeconds - heard);
-        const unanswered = silent?.has(local.publicKey) ?? false;
-        // The fang used to see the peer where we reach it, and now sees it elsewhere: it moved.
-        const before = listedBefore?.get(local.publicKey);
-        const moved = before !== undefined && before !== null && endpointEquals(before, local.endpoint);
-        // Flowing traffic keeps its endpoint, also when the fang saw the peer move:
-        // the caller probes the current path first (`contested`), and only a peer
-        // that stays silent (`silent`) is re-pointed.
-        if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered) {
-          skip(`traffic is flowing (last heard ${age}s ago)${moved ? ', though the fang saw it move' : ''}; keeping endpoint ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'} until a probe says otherwise`);
-          if (local.allowedIps[0]) contested.push({ publicKey: local.publicKey, probeAddress: firstHost(local.allowedIps[0]) });
-          continue;
-        }
-        changes.push({
-          kind: 'set-endpoint',
-          publicKey: entry.publicKey,
-          endpoint: target.endpoint,
-          ...(local.persistentKeepalive === null ? { persistentKeepalive: policy.keepaliveSeconds } : {}),
-          previousEndpoint: local.endpoint,
-          probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
-          ...(local.allowedIps.length === 0 && local.persistentKeepalive !== null ? { kickKeepalive: local.persistentKeepalive } : {}),
-          reason: moved
-            ? `the peer moved: the fang saw it leave ${formatEndpoint(before!)}`
-            : unanswered
-              ? `no answer through ${local.endpoint ? formatEndpoint(local.endpoint) : '(none)'} (last heard ${age}s ago); the peer moved`
-              : heard === 0
-                ? `no handshake yet${viaLan}`
-                : `no handshake for ${age}s${viaLan}`,
-          refusedAllowedIps: [],
-        });
-        continue;
-      }
-
-      // The endpoint is right: is the direct path working, or should the fang relay?
-      if (relayed) {
-        if (directSinceRelay) {
-          const { accepted, refused } = accept(entry.allowedIps, entry.publicKey);
-          if (accepted.length === 0) {
-            skip('relayed through the fang; its allowed IPs cannot be taken back (' + refused.map((r) => `${r.prefix}: ${r.reason}`).join('; ') + ')', 'refused');
-            continue;
-          }
-          for (const prefix of accepted) claimed.add(prefix, entry.publicKey);
-          changes.push({
-            kind: 'direct-again',
-            publicKey: entry.publicKey,
-            allowedIps: accepted,
-            previousEndpoint: local.endpoint,
-            probeAddress: null,
-            reason: `direct handshake ${Math.max(0, nowSeconds - local.latestHandshake)}s ago through ${formatEndpoint(local.endpoint ?? target.endpoint)}; leaving the relay`,
-            refusedAllowedIps: refused,
-          });
-        } else {
-          skip(`relayed through the fang since ${nowSeconds - relayStart}s; still punching ${formatEndpoint(target.endpoint)}`);
-        }
-        continue;
-      }
-      const trying = tryingSince?.get(local.publicKey);
-      // Only what the fang routes to the peer can be relayed, and only what it lists can be given back.
-      // Only a peer this client added is relayed: taking allowed IPs off one the user
-      // configured could not be undone exactly.
-      const ours = observations.addedByUs === undefined || observations.addedByUs.has(local.publicKey);
-      if (ours && policy.relayAfterSeconds !== undefined && trying !== undefined && local.allowedIps.length > 0 && entry.allowedIps.length > 0 && local.latestHandshake < trying && nowSeconds - trying >= policy.relayAfterSeconds) {
-        changes.push({
-          kind: 'relay',
-          publicKey: entry.publicKey,
-          allowedIps: [],
-          previousEndpoint: local.endpoint,
-          probeAddress: null,
-          reason: `no direct handshake within ${nowSeconds - trying}s of punching ${formatEndpoint(target.endpoint)}; relaying through the fang`,
-          refusedAllowedIps: [],
-        });
-      }
-      continue;
-    }
-
-    const { accepted, refused } = accept(entry.allowedIps, entry.publicKey);
-    if (accepted.length === 0) {
-      const detail = refused.length ? refused.map((r) => `${r.prefix}: ${r.reason}`).join('; ') : 'it lists none';
-      skip(`no allowed IP can be accepted (${detail})`, 'refused');
-      continue;
-    }
-    for (const prefix of accepted) claimed.add(prefix, entry.publicKey);
-    // When relaying is on, a new peer starts relayed: its traffic keeps going through
-    // the fang (which already carries it) until a direct handshake proves the path,
-    // so a NAT that defeats the punch never blackholes it.
-    const relayFirst = policy.relayAfterSeconds !== undefined;
-    changes.push({
-      kind: 'add-peer',
-      publicKey: entry.publicKey,
-      endpoint: target.endpoint,
-      allowedIps: relayFirst ? [] : accepted,
-      persistentKeepalive: policy.keepaliveSeconds,
-      previousEndpoint: null,
-      probeAddress: relayFirst ? null : firstHost(accepted[0]!),
-      reason: `new peer listed by the fang${viaLan}${relayFirst ? `; relayed through the fang until a direct handshake (allowed IPs ${accepted.map(formatPrefix).join(',')})` : ''}`,
-      refusedAllowedIps: refused,
-    });
+    const decision = decide(entry, localPeers.get(entry.publicKey), ctx);
+    // Route claims are made here, in list order: the first peer listed keeps a contested prefix.
+    if (decision.kind === 'add' || decision.kind === 'direct-again') claims.claim(decision.allowedIps, decision.publicKey);
+    decisions.push(decision);
   }
   if (observations.addedByUs) {
     const listed = new Set(list.peers.map((entry) => entry.publicKey));
     for (const peer of current.peers) {
-      if (peer.publicKey === policy.fangPublicKey || listed.has(peer.publicKey) || !observations.addedByUs.has(peer.publicKey)) continue;
-      // A peer that routes anything outside the overlay is the user's, whoever added it.
-      if (peer.allowedIps.some((prefix) => !strictlyInside(prefix, fangRange))) continue;
-      changes.push({
-        kind: 'remove-peer',
-        publicKey: peer.publicKey,
-        remove: true,
-        previousEndpoint: peer.endpoint,
-        probeAddress: null,
-        reason: 'the fang no longer lists it, and this client added it',
-        refusedAllowedIps: [],
-      });
+      const decision = listed.has(peer.publicKey) ? undefined : decideUnlisted(peer, ctx);
+      if (decision) decisions.push(decision);
     }
   }
-  return { changes, skipped, contested };
-}
 
-/** True when `prefix` lies inside one of `range`'s prefixes and is narrower than it (an equal one would move off its owner). */
-function strictlyInside(prefix: IpPrefix, range: readonly IpPrefix[]): boolean {
-  return range.some((outer) => prefixCovers(outer, prefix) && outer.length < prefix.length);
-}
-
-/** Why a listed prefix may not be routed to a new peer, or undefined when it may. */
-function whyRefused(
-  prefix: IpPrefix,
-  fangRange: readonly IpPrefix[],
-  serverAddress: IpAddress,
-  claimed: PrefixIndex<WireGuardKey>,
-  /** The peer asking: its own earlier claims are no clash. */
-  owner: WireGuardKey,
-): string | undefined {
-  // Strictly inside: an equal prefix would be moved off the fang peer by WireGuard.
-  if (fangRange.some((outer) => outer.length === prefix.length && outer.address.value === prefix.address.value && outer.address.family === prefix.address.family)) {
-    return "equals the fang peer's allowed IP; WireGuard would move it off the fang peer";
+  const changes: PlannedChange[] = [];
+  const skipped: SkippedPeer[] = [];
+  const contested: { publicKey: WireGuardKey; probeAddress: IpAddress }[] = [];
+  for (const decision of decisions) {
+    const change = changeFor(decision);
+    if (change) changes.push(change);
+    else if (decision.kind === 'refuse') skipped.push({ publicKey: decision.publicKey, reason: explain(decision), severity: 'refused', decision });
+    else if (decision.kind === 'contest') {
+      skipped.push({ publicKey: decision.publicKey, reason: explain(decision), severity: 'kept', decision });
+      if (decision.probeAddress) contested.push({ publicKey: decision.publicKey, probeAddress: decision.probeAddress });
+    } else if (decision.kind === 'keep' && decision.why.code !== 'in-place') {
+      skipped.push({ publicKey: decision.publicKey, reason: explain(decision), severity: 'kept', decision });
+    }
   }
-  if (!strictlyInside(prefix, fangRange)) {
-    return `outside the fang peer's allowed IPs (${fangRange.map(formatPrefix).join(', ') || 'none'})`;
-  }
-  if (prefixContainsIp(prefix, serverAddress)) return "contains the fang server's address";
-  const clash = claimed.findOverlap(prefix);
-  if (clash && clash.owner !== owner) return `overlaps ${formatPrefix(clash.prefix)} of peer ${shortKey(clash.owner)}`;
-  return undefined;
+  return { changes, skipped, contested, decisions };
 }

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { formatEndpoint, formatPrefix } from '../ip/address';
 import { SnakebiteError } from '../errors';
 import type { DeviceState, PeerChange } from './device-state';
-import { parseDump } from './dump-parser';
+import { DumpParser } from './dump-parser';
 import type { WireGuardDriver } from './driver';
 
 export interface CommandResult {
@@ -10,14 +10,14 @@ export interface CommandResult {
   readonly stderr: string;
 }
 
-/** Runs one program with an argument array (never a shell); rejects with the raw error. */
-export type CommandRunner = (file: string, args: readonly string[]) => Promise<CommandResult>;
+/** Runs one program with an argument array (never a shell), writing `input` to its stdin; rejects with the raw error. */
+export type CommandRunner = (file: string, args: readonly string[], input?: string) => Promise<CommandResult>;
 
 const WG_TIMEOUT_MS = 10_000;
 
-export const runCommand: CommandRunner = (file, args) =>
+export const runCommand: CommandRunner = (file, args, input) =>
   new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       { env: { ...process.env, LC_ALL: 'C' }, timeout: WG_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
@@ -26,7 +26,18 @@ export const runCommand: CommandRunner = (file, args) =>
         else resolve({ stdout, stderr });
       },
     );
+    // A program that exits before reading all of stdin makes the pipe fail with EPIPE; its exit code tells what happened.
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(input);
   });
+
+/**
+ * Bytes of `wg set` arguments put in one command. Linux refuses an exec whose
+ * arguments and environment pass a quarter of the stack limit (2 MiB with the
+ * usual 8 MiB), and any single argument over 128 KiB, with E2BIG: a fresh
+ * client adding 10,765 peers hit it. Larger batches go through stdin.
+ */
+export const WG_SET_ARGUMENT_BUDGET = 256 * 1024;
 
 /** The `wg set` arguments that apply all of `changes` in one call. */
 export function wgSetArguments(interfaceName: string, changes: readonly PeerChange[]): string[] {
@@ -44,10 +55,71 @@ export function wgSetArguments(interfaceName: string, changes: readonly PeerChan
   return args;
 }
 
+/** Bytes an argument list takes in exec: the strings, their terminators and their pointers. */
+function argumentBytes(args: readonly string[]): number {
+  let bytes = 0;
+  for (const arg of args) bytes += Buffer.byteLength(arg) + 9;
+  return bytes;
+}
+
+/**
+ * The `wg addconf` configuration that makes the same changes as `wg set`
+ * would, for changes that give allowed IPs. Both replace a listed peer's
+ * allowed IPs with the given list and leave unlisted peers alone (wg's config
+ * reader marks every [Peer] section "replace allowed IPs"), so they are
+ * interchangeable here; a change without allowed IPs or a removal cannot be
+ * written as a [Peer] section (it would clear the peer's allowed IPs) and stays
+ * with `wg set`. No key material: public keys only.
+ */
+export function addconfText(changes: readonly PeerChange[]): string {
+  const sections: string[] = [];
+  for (const change of changes) {
+    if (change.remove || !change.allowedIps) throw new Error('addconfText: only changes that set allowed IPs');
+    let section = `[Peer]\nPublicKey = ${change.publicKey}\n`;
+    if (change.endpoint) section += `Endpoint = ${formatEndpoint(change.endpoint)}\n`;
+    if (change.persistentKeepalive !== undefined) section += `PersistentKeepalive = ${change.persistentKeepalive}\n`;
+    section += `AllowedIPs = ${change.allowedIps.map(formatPrefix).join(', ')}\n`;
+    sections.push(section);
+  }
+  return sections.join('');
+}
+
+/**
+ * How a batch is carried out: one `wg set` when its arguments fit
+ * WG_SET_ARGUMENT_BUDGET; otherwise the changes that give allowed IPs as one
+ * `wg addconf` on stdin, then the rest in as few `wg set` runs as fit, in order.
+ */
+export type WgInvocation = { readonly args: readonly string[]; readonly input?: string };
+
+export function wgInvocations(interfaceName: string, changes: readonly PeerChange[], budget = WG_SET_ARGUMENT_BUDGET): WgInvocation[] {
+  if (changes.length === 0) return [];
+  const all = wgSetArguments(interfaceName, changes);
+  if (argumentBytes(all) <= budget) return [{ args: all }];
+  const invocations: WgInvocation[] = [];
+  const viaConfig = changes.filter((change) => !change.remove && change.allowedIps !== undefined);
+  if (viaConfig.length > 0) invocations.push({ args: ['addconf', interfaceName, '/dev/stdin'], input: addconfText(viaConfig) });
+  let batch: PeerChange[] = [];
+  let bytes = argumentBytes(['set', interfaceName]);
+  for (const change of changes) {
+    if (!change.remove && change.allowedIps !== undefined) continue;
+    const size = argumentBytes(wgSetArguments(interfaceName, [change])) - argumentBytes(['set', interfaceName]);
+    if (batch.length > 0 && bytes + size > budget) {
+      invocations.push({ args: wgSetArguments(interfaceName, batch) });
+      batch = [];
+      bytes = argumentBytes(['set', interfaceName]);
+    }
+    batch.push(change);
+    bytes += size;
+  }
+  if (batch.length > 0) invocations.push({ args: wgSetArguments(interfaceName, batch) });
+  return invocations;
+}
+
 /** Turns a failed `wg` run into an error that names the command and says what to do. */
 export function explainWgFailure(interfaceName: string, args: readonly string[], error: unknown): SnakebiteError {
   const e = error as NodeJS.ErrnoException & { stderr?: string; killed?: boolean; code?: string | number };
-  const argv = ['wg', ...args].join(' ');
+  const whole = ['wg', ...args].join(' ');
+  const argv = whole.length > 400 ? `${whole.slice(0, 400)}... (${args.length} arguments)` : whole;
   if (e.code === 'ENOENT') {
     return new SnakebiteError('SB_WG_NOT_FOUND', 'the `wg` command was not found on PATH', 'install wireguard-tools (Debian: apt-get install wireguard-tools)', { cause: error });
   }
@@ -66,11 +138,16 @@ export function explainWgFailure(interfaceName: string, args: readonly string[],
 
 /** Drives any WireGuard implementation through the `wg` command of wireguard-tools. */
 export class WgCommandDriver implements WireGuardDriver {
+  /** Keeps the last dump, so a read of a mostly unchanged interface reuses its objects. */
+  private readonly parser: DumpParser;
+
   constructor(
     readonly interfaceName: string,
     private readonly run: CommandRunner = runCommand,
     private readonly wgPath: string = 'wg',
-  ) {}
+  ) {
+    this.parser = new DumpParser(interfaceName);
+  }
 
   async readDevice(): Promise<DeviceState> {
     const args = ['show', this.interfaceName, 'dump'];
@@ -80,16 +157,16 @@ export class WgCommandDriver implements WireGuardDriver {
     } catch (error) {
       throw explainWgFailure(this.interfaceName, args, error);
     }
-    return parseDump(this.interfaceName, result.stdout);
+    return this.parser.parse(result.stdout);
   }
 
   async applyPeerChanges(changes: readonly PeerChange[]): Promise<void> {
-    if (changes.length === 0) return;
-    const args = wgSetArguments(this.interfaceName, changes);
-    try {
-      await this.run(this.wgPath, args);
-    } catch (error) {
-      throw explainWgFailure(this.interfaceName, args, error);
+    for (const { args, input } of wgInvocations(this.interfaceName, changes)) {
+      try {
+        await (input === undefined ? this.run(this.wgPath, args) : this.run(this.wgPath, args, input));
+      } catch (error) {
+        throw explainWgFailure(this.interfaceName, args, error);
+      }
     }
   }
 }

@@ -11,6 +11,28 @@ export function labUnavailable(): string | undefined {
 }
 
 /**
+ * How long lab tests wait, near what the lab measured (docs/benchmarks.md,
+ * medians on a 2-core VM) with room for a loaded machine, not ten times over.
+ */
+export const BOUND = {
+  /**
+   * Clients start → direct handshake both ways on cone NATs: measured about
+   * 0.45 s. Under WireGuard's 5 s handshake retry, so a pass proves the client
+   * started the handshake itself rather than waiting for WireGuard.
+   */
+  directMs: 3_000,
+  /** Clients start → a LAN path behind one NAT: measured about 0.5 s. */
+  lanMs: 3_000,
+  /** Issue 7: no pair is left without traffic for more than 10 s after both clients run. */
+  trafficMs: 10_000,
+  /**
+   * Clients start → a pair the README says is relayed has settled on the relay:
+   * the client gives a punch `--relay-after` (8 s) before it relays.
+   */
+  relaySettledMs: 11_000,
+} as const;
+
+/**
  * Builds a lab for one test and tears it down when the test ends, pass or
  * fail; on failure the lab's process output is attached to the test's diagnostics.
  */
@@ -28,13 +50,15 @@ export async function withLab(t: TestContext, options: NatLabOptions, body: (lab
 
 /**
  * The common start of a scenario: `snakebite server` on F, client daemons on
- * A and B (with `clientArgs`), and a direct path both ways within 20 s.
+ * A and B (with `clientArgs`), and a direct path both ways within `BOUND.directMs`.
  */
-export async function connectAB(lab: NatLab, clientArgs: readonly string[] = []): Promise<{ server: LabProcess; clientA: LabProcess; clientB: LabProcess }> {
+export async function connectAB(lab: NatLab, clientArgs: readonly string[] = []): Promise<{ server: LabProcess; clientA: LabProcess; clientB: LabProcess; connectedMs: number }> {
   const server = await lab.startServer();
+  const since = Date.now();
   const clientA = lab.startSnakebite('a', lab.clientArgs('a', clientArgs));
   const clientB = lab.startSnakebite('b', lab.clientArgs('b', clientArgs));
-  await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
-  await lab.waitForDirect('b', 'a', { timeoutMs: 20_000 });
-  return { server, clientA, clientB };
+  await lab.waitForDirect('a', 'b', { timeoutMs: BOUND.directMs, since });
+  await lab.waitForDirect('b', 'a', { timeoutMs: BOUND.directMs, since });
+  return { server, clientA, clientB, connectedMs: Date.now() - since };
 }
+

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatEndpoint } from '../../src/ip/address';
 import { waitFor } from '../../lab/exec';
+import { STYLE_LABEL } from '../../lab/nat-lab';
 import { connectAB, labUnavailable, withLab } from './helpers';
 
 const skip = labUnavailable();
@@ -15,15 +16,16 @@ test('cone-cone roaming: B\'s NAT rebinds to a new address; the change is pushed
     await lab.rebind('natB');
     const rebound = Date.now();
     assert.equal(lab.host('b').publicEndpoint, '203.0.113.21:51820');
-    const bAtA = await lab.waitForDirect('a', 'b', { timeoutMs: 20_000 });
+    // Measured 1.2–2.2 s (a heartbeat, a push, a probe of the old path); the refresh interval is 60 s.
+    const bAtA = await lab.waitForDirect('a', 'b', { timeoutMs: 5_000, since: lab.createdAt });
     const pushedAfterMs = Date.now() - rebound;
     assert.equal(formatEndpoint(bAtA.endpoint!), '203.0.113.21:51820');
-    assert.ok(pushedAfterMs < 15_000, `A learned B's new endpoint after ${pushedAfterMs} ms, refresh interval 60 s`);
     assert.match(clientA.output.text(), /endpoint-set .*endpoint=203\.0\.113\.21:51820 .*previous=203\.0\.113\.20:51820/);
 
     // Traffic flows again: a reply to a ping comes back over the new path.
-    await waitFor('a ping from A to B after the rebind', async () => ((await lab.ping('a', lab.host('b').overlayAddress, 1)).received ? true : undefined), { timeoutMs: 15_000, intervalMs: 0 });
-    t.diagnostic(`rebind healed after ${Date.now() - rebound} ms (A learned the endpoint after ${pushedAfterMs} ms)`);
+    const healedMs = await lab.firstReply('a', 'b', rebound, 6_000, true);
+    assert.notEqual(healedMs, null, 'no reply from B within 6 s of the rebind');
+    t.diagnostic(`rebind healed after ${healedMs} ms (A learned the endpoint after ${pushedAfterMs} ms)`);
     assert.match(lab.outputs(), /endpoint-moved .*endpoint=203\.0\.113\.21:51820/);
     const aAtB = await lab.peerOf('b', 'a');
     assert.equal(formatEndpoint(aAtB!.endpoint!), lab.host('a').publicEndpoint);
@@ -38,7 +40,8 @@ test("cone-cone NAT reboot: B's NAT forgets its mappings but keeps its address; 
     await lab.flushConntrack('natB');
     const ping = await lab.pingGaps('a', lab.host('b').overlayAddress, 150, 0.1);
     t.diagnostic(`longest gap after the NAT reboot: ${ping.longestGapS.toFixed(1)} s`);
-    assert.ok(ping.longestGapS <= 12, `gap ${ping.longestGapS} s: ${ping.output}`);
+    // Measured about 4.7 s: A notices that it sends and hears nothing, then asks.
+    assert.ok(ping.longestGapS <= 7, `gap ${ping.longestGapS} s: ${ping.output}`);
     assert.ok(ping.received >= 50, ping.output);
     assert.match(clientA.output.text(), /punch-requested .*peer=\S{8}/);
     assert.match(clientB.output.text(), /punch-answered/);
@@ -96,10 +99,11 @@ test('interface down and up on A (link down/up, then wg-quick down/up): the clie
     await pingWorks();
 
     // wg-quick down/up: the peer Snakebite added is gone until the client adds it again.
-    const restarted = Math.floor(Date.now() / 1000);
+    const restarted = Date.now();
     await lab.restartWireGuard('a', 1500);
     assert.equal(await lab.peerOf('a', 'b'), undefined, 'the restarted interface has only its configured peers');
-    await lab.waitForDirect('a', 'b', { timeoutMs: 20_000, after: restarted - 1 });
+    // The daemon checks the interface every 2 s, then adds B and punches.
+    await lab.waitForDirect('a', 'b', { timeoutMs: 6_000, since: restarted });
     await pingWorks();
     assert.match(clientA.output.text(), /peer-added .*reason="new peer listed by the fang[^]*peer-added/);
     assert.equal(clientA.child.exitCode, null, 'the client daemon is still running');
@@ -119,3 +123,25 @@ test('a peer leaves the fang: the client that added it removes it, also after th
     assert.ok(await lab.peerOf('a', 'f'), 'the fang peer stays');
   });
 });
+
+for (const style of ['unlisted', 'listed'] as const) {
+  test(`fang restart while B's NAT moves it (${STYLE_LABEL[style]}): A and B talk again soon after the server is back`, { skip, timeout: 120_000 }, async (t) => {
+    await withLab(t, { style }, async (lab) => {
+      const { server } = await connectAB(lab);
+      await lab.stop(server);
+      await lab.rebind('natB');
+      // Long enough for the daemons' retries to back off, and for B's keepalive to show F its new endpoint.
+      await new Promise((r) => setTimeout(r, 6_000));
+      await lab.startServer();
+      const back = Date.now();
+      // Issue 7: the server coming back is noticed within 1 s; then a push and a
+      // probe of the old path, as for a rebind (measured 1.2–2.2 s). The seed's
+      // shell client needed 3.8 s.
+      const healedMs = await lab.firstReply('a', 'b', back, 3_500, true);
+      t.diagnostic(`healed ${healedMs} ms after the server was back`);
+      assert.notEqual(healedMs, null, 'A and B did not talk within 3.5 s of the server coming back');
+      // The session outlives the move (no new handshake needed): B's entry at A now has B's new endpoint.
+      await lab.waitForDirect('a', 'b', { timeoutMs: 2_000, since: lab.createdAt });
+    });
+  });
+}

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ActivityTracker, repunchChanges, retryDelayMs, runClientDaemon, sleep, type DaemonOptions } from '../../src/client/daemon';
+import { ActivityTracker, repunchChanges, retryDelayMs, runClientDaemon, sleep, warnsAfter, type DaemonOptions } from '../../src/client/daemon';
 import type { PeerListRequest, SyncDeps } from '../../src/client/sync';
 import { formatIp, formatPrefix } from '../../src/ip/address';
 import { SnakebiteError } from '../../src/errors';
@@ -23,6 +23,11 @@ describe('retryDelayMs', () => {
     test(name, () => assert.equal(retryDelayMs(failures, interval, () => random), want));
   }
 
+  test('while the fang machine answers, never above a second however many failures', () => {
+    for (const failures of [1, 5, 40]) assert.equal(retryDelayMs(failures, 30_000, () => 1, true), 1000);
+    assert.equal(retryDelayMs(3, 200, () => 1, true), 200);
+  });
+
   test('always within [base/2, base] and never above the interval', () => {
     for (let failures = 1; failures < 40; failures++) {
       for (const r of [0, 0.25, 0.5, 0.999]) {
@@ -31,6 +36,12 @@ describe('retryDelayMs', () => {
         assert.ok(delay >= base / 2 && delay <= base && delay <= 60_000, `${failures} failures, random ${r}: ${delay}`);
       }
     }
+  });
+});
+
+describe('warnsAfter', () => {
+  test('the first failure and then powers of two', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17].map(warnsAfter), [true, true, false, true, false, false, false, true, false, true, false]);
   });
 });
 
@@ -418,6 +429,32 @@ describe('runClientDaemon', () => {
     });
     await within(3000, runClientDaemon(d, options(controller.signal, { waitSeconds: 25 })));
     assert.equal(lines.filter((l) => l.event === 'push-unavailable').length, 1);
+  });
+
+  test('a fang that sends revisions again is waited on again (push is not off for good)', async () => {
+    const controller = new AbortController();
+    const requests: (PeerListRequest | undefined)[] = [];
+    const replies: unknown[] = [peerList({ revision: 10 }), peerList({}), peerList({ revision: 12 }), peerList({ revision: 12, since: 12, peers: [] })];
+    const { deps: d, lines } = deps(new StubbornDriver(0), scripted(controller, replies, requests));
+    await within(3000, runClientDaemon(d, options(controller.signal, { waitSeconds: 25, intervalMs: 20 })));
+    assert.deepEqual(lines.filter((l) => l.event === 'push-unavailable' || l.event === 'push-available').map((l) => l.event), ['push-unavailable', 'push-available']);
+    assert.equal(requests.at(-1)?.waitSeconds, 25);
+  });
+
+  test('while the fang machine answers (server down, tunnel up), retries stay within a second and warn only at powers of two', async () => {
+    const controller = new AbortController();
+    let fetches = 0;
+    const { deps: d, lines } = deps(new StubbornDriver(0), async () => {
+      fetches++;
+      if (fetches <= 4) throw new SnakebiteError('SB_FETCH_FAILED', 'ECONNREFUSED', undefined, { fangAnswered: true });
+      controller.abort();
+      return LIST;
+    });
+    await within(8000, runClientDaemon(d, options(controller.signal, { intervalMs: 30_000 })));
+    const failed = lines.filter((l) => l.event === 'sync-failed');
+    assert.deepEqual(failed.map((l) => l.failures), [1, 2, 3, 4]);
+    assert.ok(failed.every((l) => (l.retryInMs as number) <= 1000), JSON.stringify(failed.map((l) => l.retryInMs)));
+    assert.deepEqual(failed.map((l) => l.level), ['warn', 'warn', 'debug', 'warn']);
   });
 
   test('when the fang sees us at a new endpoint, the other peers are punched again', async () => {

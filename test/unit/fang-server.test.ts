@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { isSnakebiteError } from '../../src/errors';
+import type { ConnectionLimits } from '../../src/fang/connection-guard';
 import { SharedDeviceView } from '../../src/fang/device-view';
 import { addressesOf, assertListenAddressOnInterface } from '../../src/fang/listen-address';
 import { buildPeerList, identifyAsker } from '../../src/fang/peer-list-view';
@@ -50,13 +51,18 @@ class CountingDriver implements WireGuardDriver {
   }
 }
 
-async function startServer(t: TestContext, driver: WireGuardDriver, options: { logger?: Logger; host?: string; deviceMaxAgeMs?: number } = {}): Promise<FangServer> {
+async function startServer(
+  t: TestContext,
+  driver: WireGuardDriver,
+  options: { logger?: Logger; host?: string; deviceMaxAgeMs?: number; connectionLimits?: ConnectionLimits } = {},
+): Promise<FangServer> {
   const server = await startFangServer({
     driver,
     listenAddress: ip(options.host ?? '127.0.0.1'),
     port: 0,
     logger: options.logger ?? silentLogger,
     ...(options.deviceMaxAgeMs !== undefined ? { deviceMaxAgeMs: options.deviceMaxAgeMs } : {}),
+    ...(options.connectionLimits ? { connectionLimits: options.connectionLimits } : {}),
   });
   t.after(() => server.close());
   return server;
@@ -139,12 +145,10 @@ describe('fang server', () => {
     assert.ok(Number(reply.headers['content-length']) > 0);
   });
 
-  test('a source in no peer\'s allowed IPs gets 403, and it is logged', async (t) => {
+  test('a source in no peer\'s allowed IPs is closed at accept, before any HTTP, and it is logged', async (t) => {
     const { logger, lines } = captureLogger();
     const server = await startServer(t, new CountingDriver(fangDevice(['10.10.10.2/32'])), { logger });
-    const reply = await get(server.port, '/v1/peers');
-    assert.equal(reply.status, 403);
-    assert.ok(!reply.body.includes(OTHER), 'a refused asker learns no keys');
+    await assert.rejects(get(server.port, '/v1/peers'), /ECONNRESET|socket hang up/);
     const refused = lines.find((l) => l.event === 'request-refused');
     assert.equal(refused?.level, 'warn');
     assert.equal(refused?.source, '127.0.0.1');
@@ -178,7 +182,7 @@ describe('fang server', () => {
       assert.equal(reply.status, 405, method);
       assert.equal(reply.headers.allow, 'GET, HEAD');
     }
-    assert.equal(driver.reads, 0, 'a refused method costs no interface read');
+    assert.ok(driver.reads <= 1, 'a refused method costs no interface read beyond the one at accept that identifies the peer');
     assert.equal(driver.applied.length, 0);
   });
 
@@ -213,7 +217,7 @@ describe('fang server', () => {
 
   test('50 concurrent requests share one interface read', async (t) => {
     const driver = new CountingDriver(fangDevice(), 100);
-    const server = await startServer(t, driver);
+    const server = await startServer(t, driver, { connectionLimits: { perPeer: 64, headroom: 64, unknown: 16 } });
     const replies = await Promise.all(Array.from({ length: 50 }, () => get(server.port, '/v1/peers')));
     assert.ok(replies.every((r) => r.status === 200));
     assert.ok(new Set(replies.map((r) => r.body)).size === 1, 'every asker got the same list');
@@ -323,6 +327,35 @@ describe('fang server: revisions, deltas and long polls', () => {
     assert.deepEqual(delta.removed, [SILENT]);
     const parsed = parsePeerList(delta);
     assert.deepEqual(parsed.rejected, []);
+  });
+
+  test('peers.txt with since is still the whole list (text cannot say "removed")', async (t) => {
+    const driver = new CountingDriver(fangDevice());
+    const server = await startServer(t, driver, { deviceMaxAgeMs: 0 });
+    const first = await json(server.port, '/v1/peers');
+    const state = fangDevice();
+    driver.state = { ...state, peers: state.peers.map((p) => (p.publicKey === SILENT ? { ...p, endpoint: { address: ip('198.51.100.44'), port: 4444 } } : p)) };
+    assert.equal((await json(server.port, `/v1/peers?since=${first.revision}`)).peers.length, 1);
+    const text = await get(server.port, `/v1/peers.txt?since=${first.revision}`);
+    assert.equal(text.status, 200);
+    assert.equal(text.body, `${OTHER} [2001:db8::3]:51820\n${SILENT} 198.51.100.44:4444\n`);
+  });
+
+  test('a long poll whose interface read fails after the change answers 503, not 500', async (t) => {
+    let reads = 0;
+    let changedAt = Infinity;
+    const driver = new CountingDriver(() => {
+      reads++;
+      if (reads > changedAt + 1) throw new Error('wg exploded');
+      const state = fangDevice();
+      return reads > changedAt ? { ...state, peers: state.peers.filter((p) => p.publicKey !== SILENT) } : state;
+    });
+    const server = await startFangServer({ driver, listenAddress: ip('127.0.0.1'), port: 0, logger: silentLogger, deviceMaxAgeMs: 0, watchIntervalMs: 20 });
+    t.after(() => server.close());
+    const first = await json(server.port, '/v1/peers');
+    const pending = get(server.port, `/v1/peers?since=${first.revision}&wait=10`);
+    setTimeout(() => (changedAt = reads), 60);
+    assert.equal((await within(5000, pending)).status, 503);
   });
 
   test('an unknown since (another fang, or a restart) gets the full list', async (t) => {
@@ -594,12 +627,11 @@ describe('fang server: POST /v1/report', () => {
     assert.deepEqual(list.you.seenBy?.map((s) => [s.publicKey, formatEndpoint(s.endpoint)]), [[ASKER, '[2001:db8::3]:40404']]);
   });
 
-  test('a source in no peer\'s allowed IPs: 403, and it is logged', async (t) => {
+  test('a source in no peer\'s allowed IPs: closed at accept, and it is logged', async (t) => {
     const { logger, lines } = captureLogger();
     const server = await startServer(t, new CountingDriver(fangDevice(['10.10.10.2/32'])), { logger });
-    const reply = await post(server.port, reportBody());
-    assert.equal(reply.status, 403);
-    assert.ok(lines.some((l) => l.event === 'request-refused' && l.path === '/v1/report' && l.level === 'warn'));
+    await assert.rejects(post(server.port, reportBody()), /ECONNRESET|socket hang up|EPIPE/);
+    assert.ok(lines.some((l) => l.event === 'request-refused' && l.source === '127.0.0.1' && l.level === 'warn'));
   });
 
   const malformed: { name: string; body: string; want: RegExp }[] = [
@@ -646,7 +678,7 @@ describe('fang server: POST /v1/report', () => {
       const reply = await get(server.port, '/v1/report', method);
       assert.equal(reply.status, 405);
       assert.equal(reply.headers.allow, 'POST');
-      assert.equal(driver.reads, 0);
+      assert.ok(driver.reads <= 1, 'only the read at accept that identifies the peer');
     });
   }
 

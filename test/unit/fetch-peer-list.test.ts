@@ -168,6 +168,8 @@ describe('fetchPeerList', () => {
     test(`${status}: SB_FETCH_FAILED naming the status`, async (t) => {
       const { port } = await httpServer(t, (_req, res) => res.writeHead(status).end('no'));
       await rejectsWith(fetchPeerList(options(port)), 'SB_FETCH_FAILED', new RegExp(`answered HTTP ${status}`));
+      // The fang's machine answered: the tunnel works, so the daemon retries within a second.
+      await assert.rejects(fetchPeerList(options(port)), (error: unknown) => isSnakebiteError(error) && error.fangAnswered);
     });
   }
 
@@ -180,6 +182,7 @@ describe('fetchPeerList', () => {
       assert.ok(isSnakebiteError(error, 'SB_FETCH_FAILED'));
       assert.match(error.message, /ECONNREFUSED/);
       assert.match(error.hint ?? '', /nothing listens there: start snakebite server on the fang with --listen 127\.0\.0\.1/);
+      assert.equal(error.fangAnswered, true);
       return true;
     });
   });

@@ -86,8 +86,9 @@ describe('mesh page', () => {
     const json = await fetch('/v1/mesh.json');
     assert.equal((JSON.parse(json.body) as { peers: unknown[] }).peers.length, 1);
     // 127.0.0.2 is in no peer's AllowedIPs.
+    // The fang refuses a stranger's connection (or answers 403): either way, nothing of the mesh.
     const stranger = await fetch('/mesh', '127.0.0.2').catch(() => ({ status: 0, type: '', body: '' }));
-    assert.equal(stranger.status, 403);
+    assert.ok(stranger.status === 0 || stranger.status === 403, `status ${stranger.status}`);
     assert.doesNotMatch(stranger.body, /Snakebite mesh|198\.51/);
   });
 });

@@ -23,11 +23,13 @@ function change(kind: ChangeKind, publicKey: WireGuardKey, allowedIps?: string[]
     probeAddress: null,
     refusedAllowedIps: [],
     reason: 'test',
+    // The tracker reads the change, not the decision behind it.
+    decision: { kind: 'keep', publicKey, why: { code: 'in-place' } },
   };
 }
 
 function plan(...changes: PlannedChange[]): Plan {
-  return { changes, skipped: [], contested: [] };
+  return { changes, skipped: [], contested: [], decisions: [] };
 }
 
 /** The device as the daemon read it before the plan: the fang plus `peers`. */
@@ -77,10 +79,10 @@ describe('PeerTracker.record', () => {
       want: { trying: {}, relayed: { [A]: T } },
     },
     {
-      name: 'a peer left relayed by an earlier run (endpoint, no allowed IPs) is relayed since now',
+      name: 'a peer the user configured with an endpoint and no allowed IPs is not taken for a relayed one',
       device: before(relayedPeer(A)),
       plan: plan(),
-      want: { trying: {}, relayed: { [A]: T } },
+      want: { trying: {}, relayed: {} },
     },
     {
       name: 'direct-again: a peer leaving the relay in this plan is not registered as relayed',
@@ -115,6 +117,21 @@ describe('PeerTracker.record', () => {
   ];
   for (const row of rows) {
     test(row.name, () => {
+      const tracker = new PeerTracker();
+      tracker.record(row.device, row.plan, FANG, T);
+      assert.deepEqual(observed(tracker), row.want);
+    });
+  }
+
+  test('a peer of ours left relayed by an earlier run (endpoint, no allowed IPs) is relayed since now', () => {
+    const tracker = new PeerTracker([A]);
+    tracker.record(before(relayedPeer(A)), plan(), FANG, T);
+    assert.deepEqual(observed(tracker), { trying: {}, relayed: { [A]: T } });
+    assert.equal(tracker.get(A)?.origin, 'ours');
+  });
+
+  for (const row of rows) {
+    test(`${row.name} (relayed views agree)`, () => {
       const tracker = new PeerTracker();
       tracker.record(row.device, row.plan, FANG, T);
       assert.deepEqual(observed(tracker), row.want);
@@ -171,8 +188,8 @@ describe('PeerTracker.record', () => {
   });
 
   test('observations are copies', () => {
-    const tracker = new PeerTracker();
-    tracker.record(before(relayedPeer(A)), plan(change('set-endpoint', B)), FANG, T);
+    const tracker = new PeerTracker([A]);
+    tracker.record(before(relayedPeer(A), routed(B, { latestHandshake: T - 1000 })), plan(change('set-endpoint', B)), FANG, T);
     const first = tracker.observations();
     (first.relayedSince as Map<WireGuardKey, number>).clear();
     (first.tryingSince as Map<WireGuardKey, number>).clear();
@@ -190,9 +207,9 @@ describe('PeerTracker.takeRepunches', () => {
   });
 
   test('each relayed peer on its own schedule; taking marks them, so asking twice gives nothing', () => {
-    const tracker = new PeerTracker();
+    const tracker = new PeerTracker([A]);
     tracker.record(before(relayedPeer(A)), plan(), FANG, T);
-    tracker.record(before(relayedPeer(A), relayedPeer(B)), plan(), FANG, T + 3);
+    tracker.record(before(relayedPeer(A)), plan(change('add-peer', B, [])), FANG, T + 3);
     assert.deepEqual(tracker.takeRepunches(T + 4), []);
     assert.deepEqual(tracker.takeRepunches(T + 5), [A]);
     assert.deepEqual(tracker.takeRepunches(T + 5), []);
