@@ -24,9 +24,10 @@ ${settingsHelp('server').flag}  -h, --help             show this help
 
 Endpoints: GET /v1/peers (JSON; ?since=REVISION&wait=SECONDS to wait for a change),
 GET /v1/peers.txt ("<public-key> <endpoint>" lines), POST /v1/report (what a
-peer tells about itself), GET ${MESH_PAGE_PATH} (a page showing every peer, its NAT and
-the path of every pair, for peers only) and GET /v1/mesh.json (the same as JSON). Peers that cannot connect directly are relayed
-through this machine: it warns at start when IP forwarding is off.
+peer tells about itself), GET ${MESH_PAGE_PATH} (a page: every peer, its NAT, and the
+path of every pair) and GET /v1/mesh.json (the same as JSON), all for peers only.
+Peers that cannot connect directly are relayed through this machine: it warns
+at start when IP forwarding is off.
 ${settingsHelp('server').epilog}Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failed to start, 2 bad usage.
 `;
 
