@@ -155,7 +155,9 @@ export type PeerDecision =
       /** True when `allowedIps` are the user's own, kept while it was relayed (not the fang's list). */
       readonly restored: boolean;
     }
-  | { readonly kind: 'remove'; readonly publicKey: WireGuardKey; readonly previous: Endpoint | null };
+  | { readonly kind: 'remove'; readonly publicKey: WireGuardKey; readonly previous: Endpoint | null }
+  /** A peer of the user's this client relays, which the fang no longer lists: its own allowed IPs go back (there is no relay to go on with). */
+  | { readonly kind: 'restore'; readonly publicKey: WireGuardKey; readonly allowedIps: readonly IpPrefix[]; readonly previous: Endpoint | null };
 
 export type DecisionKind = PeerDecision['kind'];
 
@@ -250,5 +252,7 @@ export function explain(decision: PeerDecision): string {
       return `direct handshake ${decision.handshakeSecondsAgo}s ago through ${formatEndpoint(decision.endpoint)}; leaving the relay${decision.restored ? ' (its own allowed IPs restored)' : ''}`;
     case 'remove':
       return 'the fang no longer lists it, and this client added it';
+    case 'restore':
+      return `the fang no longer lists it: its own allowed IPs ${decision.allowedIps.map(formatPrefix).join(',')} go back (it was relayed through the fang)`;
   }
 }

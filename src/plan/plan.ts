@@ -344,7 +344,10 @@ function decideNew(entry: PeerListEntry, endpoint: Endpoint, via: 'public' | 'la
 
 /** A local peer the list does not name: removed only when this client added it and it routes nothing outside the overlay. */
 function decideUnlisted(peer: PeerState, ctx: PlanContext): PeerDecision | undefined {
-  if (peer.publicKey === ctx.policy.fangPublicKey || !ctx.observations.addedByUs?.has(peer.publicKey)) return undefined;
+  if (peer.publicKey === ctx.policy.fangPublicKey) return undefined;
+  const original = ctx.observations.changed?.get(peer.publicKey);
+  if (original && peer.allowedIps.length === 0) return { kind: 'restore', publicKey: peer.publicKey, allowedIps: original.allowedIps, previous: peer.endpoint };
+  if (!ctx.observations.addedByUs?.has(peer.publicKey)) return undefined;
   // A peer that routes anything outside the overlay is the user's, whoever added it.
   if (peer.allowedIps.some((prefix) => !strictlyInside(prefix, ctx.claims.fangRange))) return undefined;
   return { kind: 'remove', publicKey: peer.publicKey, previous: peer.endpoint };
@@ -400,6 +403,8 @@ export function changeFor(decision: PeerDecision): PlannedChange | undefined {
       return { ...common, kind: 'relay', allowedIps: [], previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
     case 'direct-again':
       return { ...common, kind: 'direct-again', allowedIps: decision.allowedIps, previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: refusedText(decision.refused) };
+    case 'restore':
+      return { ...common, kind: 'direct-again', allowedIps: decision.allowedIps, previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
     case 'remove':
       return { ...common, kind: 'remove-peer', remove: true, previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
   }

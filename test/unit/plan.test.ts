@@ -1340,3 +1340,13 @@ describe("planPeerChanges: a listed peer of the user's behind our own NAT", () =
     assert.deepEqual(whyCodes(planPeerChanges(start, list([waiting]), LAN, NOW, { addedByUs: new Set([OLD]) })), ['same-nat-waiting']);
   });
 });
+
+test("a relayed peer of the user's that the fang stops listing gets its own allowed IPs back, and is never removed", () => {
+  const relayed = baseDevice([], { allowedIps: [], latestHandshake: 0 });
+  const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: false }]]);
+  const plan = planPeerChanges(relayed, list([]), { ...POLICY, relayAfterSeconds: 8 }, NOW, { addedByUs: new Set(), changed, relayedSince: new Map([[OLD, NOW_SECONDS - 50]]) });
+  assert.deepEqual(plan.decisions.map((d) => d.kind), ['restore']);
+  assert.deepEqual(plan.changes.map((c) => [c.kind, c.remove, c.allowedIps?.map(formatPrefix)]), [['direct-again', undefined, ['10.10.10.3/32']]]);
+  const after = applyToDevice(relayed, plan.changes);
+  assert.deepEqual(planPeerChanges(after, list([]), { ...POLICY, relayAfterSeconds: 8 }, NOW, { addedByUs: new Set() }).changes, [], 'and then it is simply the user\'s');
+});
