@@ -1,4 +1,4 @@
-import { formatEndpoint, formatPrefix, type Endpoint, type IpAddress, type IpPrefix } from '../ip/address';
+import { endpointEquals, formatEndpoint, formatPrefix, type Endpoint, type IpAddress, type IpPrefix } from '../ip/address';
 import { describeError, SnakebiteError } from '../errors';
 import { serializePeerReport } from '../peer-list/serialize';
 import { buildReport } from './report';
@@ -134,7 +134,13 @@ export async function reconcile(
   // Plan again on a fresh read, so a session a moment old is never thrown away.
   if (!options.dryRun && plan.changes.some((c) => c.kind === 'rebuild-peer')) {
     const fresh = await driver.readDevice();
-    const stale = plan.changes.some((c) => c.kind === 'rebuild-peer' && fresh.peers.some((p) => p.publicKey === c.publicKey && (p.latestHandshake > 0 || p.rxBytes > 0)));
+    // Any sign of the other side: a handshake, received bytes (an initiation counts), or an endpoint WireGuard learned from it.
+    const heardOf = (key: string) => {
+      const now = fresh.peers.find((p) => p.publicKey === key);
+      const then = device.peers.find((p) => p.publicKey === key);
+      return now !== undefined && (now.latestHandshake > 0 || now.rxBytes > (then?.rxBytes ?? 0) || !endpointEquals(now.endpoint, then?.endpoint ?? null));
+    };
+    const stale = plan.changes.some((c) => c.kind === 'rebuild-peer' && heardOf(c.publicKey));
     if (stale) {
       device = fresh;
       plan = planPeerChanges(fresh, list, policy, deps.clock(), observations);
