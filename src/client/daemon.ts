@@ -277,7 +277,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     // Its signature: nothing at all received after the handshake itself (a NAT that forgot us mid-flow is answered by the punch request).
     const lost = [...silent]
       .map((key) => byKey.get(key)!)
-      .filter((peer) => peer.latestHandshake > 0 && now - peer.latestHandshake <= FRESH_SESSION_SECONDS && (tracker.get(peer.publicKey)?.traffic.heardAt ?? 0) <= peer.latestHandshake + 2);
+      .filter((peer) => peer.latestHandshake > 0 && now - peer.latestHandshake <= FRESH_SESSION_SECONDS && (tracker.get(peer.publicKey)?.traffic.heardAt ?? 0) <= peer.latestHandshake + 3);
     if (lost.length > 0) {
       await deps.driver.applyPeerChanges(lost.map(recreateChange));
       for (const peer of lost) {
