@@ -13,6 +13,8 @@ export interface PeerList {
   readonly you: {
     readonly publicKey: WireGuardKey;
     readonly endpoint: Endpoint | null;
+    /** The asker's friendly name in the fang's policy file; absent when it names none. */
+    readonly name?: string;
     /** Where other peers see the asker on their direct paths, as they reported it. */
     readonly seenBy?: readonly { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint }[];
   };
@@ -31,6 +33,8 @@ export interface PeerList {
 
 export interface PeerListEntry {
   readonly publicKey: WireGuardKey;
+  /** The peer's friendly name in the fang's policy file; absent when it names none. */
+  readonly name?: string;
   /** Where the fang last heard from the peer; null when it never has. */
   readonly endpoint: Endpoint | null;
   readonly allowedIps: readonly IpPrefix[];
@@ -80,10 +84,11 @@ export interface RejectedEntry {
 
 /** Limits that keep a hostile or broken fang from making a client do unbounded work. */
 export const PEER_LIST_LIMITS = {
-  maxPeers: 4096,
+  /** Entries in `peers` (and keys in `removed`): WireGuard itself handles tens of thousands of peers on one interface. */
+  maxPeers: 65_536,
   maxAllowedIpsPerPeer: 256,
   /** Allowed IPs in the whole list: planning cost grows with it. */
-  maxAllowedIpsTotal: 16384,
+  maxAllowedIpsTotal: 262_144,
   maxCandidates: 16,
   /** Largest report body the fang reads, in bytes. */
   maxReportBytes: 256 * 1024,
