@@ -21,9 +21,11 @@ interface Cell {
   readonly postUp?: boolean;
   /** Listed peers share preshared keys. */
   readonly presharedKeys?: boolean;
+  /** What the product still lacks for this cell to pass (node:test `todo`: it runs and reports, CI stays green). */
+  readonly todo?: string;
 }
 
-const cell = (style: string, nat: string, extra: Pick<Cell, 'postUp' | 'presharedKeys'> = {}): Cell => ({ style: styleCase(style), nat: natCase(nat), ...extra });
+const cell = (style: string, nat: string, extra: Pick<Cell, 'postUp' | 'presharedKeys' | 'todo'> = {}): Cell => ({ style: styleCase(style), nat: natCase(nat), ...extra });
 
 const REPRESENTATIVE: readonly Cell[] = [
   cell('S2', 'cone-cone'),
@@ -36,6 +38,8 @@ const REPRESENTATIVE: readonly Cell[] = [
   cell('S3', 'forwarded-symmetric'),
   cell('S4+S1', 'cone-cone'),
   cell('mix', 'same-lan'),
+  // A listed phone (no client) behind our own NAT: the client shows no path to it at all (bench:paths 2026-12-01).
+  cell('S4+S2', 'same-lan', { todo: 'needs the client to relay a listed peer that shares our public address and runs no client (no LAN report comes)' }),
 ];
 const CELLS: readonly Cell[] =
   process.env.SNAKEBITE_LAB_MATRIX === 'full' ? STYLE_CASES.flatMap((style) => NAT_CASES.map((nat) => ({ style, nat }))) : REPRESENTATIVE;
@@ -51,10 +55,10 @@ function connectBound(nat: NatCase, promised: LabPath): number {
   return promised === 'lan' ? BOUND.lanMs : BOUND.directMs;
 }
 
-for (const { style, nat, postUp, presharedKeys } of CELLS) {
+for (const { style, nat, postUp, presharedKeys, todo } of CELLS) {
   const variant = [postUp ? 'PostUp --once first' : '', presharedKeys ? 'preshared keys' : ''].filter(Boolean).join(', ');
   const name = `${style.name} ${nat.name}${variant ? ` (${variant})` : ''}: every pair carries traffic within ${BOUND.trafficMs / 1000} s and settles on the promised path`;
-  test(name, { skip, timeout: 90_000 }, async (t) => {
+  test(name, { skip, timeout: 90_000, ...(todo ? { todo } : {}) }, async (t) => {
     await withLab(t, { ...cellOptions(style, nat), ...(postUp ? { postUp } : {}), ...(presharedKeys ? { presharedKeys } : {}) }, async (lab) => {
       const results = await runCell(lab, { limitMs: BOUND.trafficMs, settleMs: BOUND.relaySettledMs });
       t.diagnostic(`${describeStyles(lab)}: ${JSON.stringify(results)}`);
