@@ -311,7 +311,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
         ),
       );
     });
-    server.listen({ host, port: options.port, exclusive: true }, () => resolve());
+    // Every waiting peer reconnects at once when a change wakes them: a deep accept queue keeps that burst from being dropped.
+    server.listen({ host, port: options.port, exclusive: true, backlog: 4096 }, () => resolve());
   });
   const relay = options.relayFirewall && keepRelayFirewall(options.relayFirewall, () => policy, async () => (await watch.refresh()).device, logger);
   const address = server.address();
