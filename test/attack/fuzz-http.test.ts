@@ -11,7 +11,9 @@ import { captureLogger, key, pick, seededRandom } from '../support/fakes';
 import { ask, fangWith, loopbackPeers, MutableDriver, peerKey, peerSource, startTestFang } from '../support/fang-harness';
 
 const REQUESTS = Number(process.env.SB_FUZZ_REQUESTS ?? 3000);
-const CONCURRENCY = 40;
+const CONCURRENCY = 20;
+const DEEP = '['.repeat(100_000) + ']'.repeat(100_000);
+const HUGE = 'x'.repeat(300 * 1024);
 
 /** Sends raw bytes, returns the status codes of every response seen (0 when none came). */
 function raw(port: number, from: string, chunks: readonly Buffer[], pauseMs: number): Promise<number[]> {
@@ -74,7 +76,7 @@ function generate(random: () => number, now: number): { from: 'peer' | 'stranger
       headers.push(`content-length: ${Buffer.byteLength(body)}`);
       break;
     case 'deep':
-      body = '['.repeat(100_000) + ']'.repeat(100_000);
+      body = DEEP;
       headers.push(`content-length: ${body.length}`);
       break;
     case 'binary':
@@ -82,7 +84,7 @@ function generate(random: () => number, now: number): { from: 'peer' | 'stranger
       headers.push(`content-length: ${body.length}`);
       break;
     case 'huge':
-      body = 'x'.repeat(300 * 1024);
+      body = HUGE;
       headers.push(`content-length: ${body.length}`);
       break;
     case 'chunked':
