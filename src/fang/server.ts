@@ -266,17 +266,14 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     return reply(204, '');
   };
 
-  // Who a new connection comes from, before any HTTP: a peer known from a read
-  // up to 2 s old is taken at once; a stranger costs at most one read per 2 s.
+  // Who a new connection comes from, before any HTTP, from a read of the
+  // interface at most 2 s old (shared with requests): a stranger, or a peer
+  // removed since, costs at most one read per 2 s; a new peer waits up to 2 s.
   let known: { device: DeviceState; at: number } | undefined;
   const identifySource = async (source: IpAddress): Promise<ConnectionSource> => {
-    const fresh = known && Date.now() - known.at < 2000;
-    let peer = known && identifyAsker(known.device, source);
-    if (!peer && !fresh) {
-      known = { device: (await watch.refresh()).device, at: Date.now() };
-      peer = identifyAsker(known.device, source);
-    }
-    const peers = known!.device.peers.length;
+    if (!known || Date.now() - known.at >= 2000) known = { device: (await watch.refresh()).device, at: Date.now() };
+    const peer = identifyAsker(known.device, source);
+    const peers = known.device.peers.length;
     return peer ? { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) } : { kind: 'not-a-peer', peers };
   };
 
