@@ -37,6 +37,15 @@ export interface FangServerOptions {
   readonly policy?: Policy;
   /** Limits relaying to the pairs the policy links (iptables on the real fang); none: relaying is not limited. */
   readonly relayFirewall?: RelayFirewallPort;
+  /** Called with every answer's path and HTTP status (metrics). */
+  readonly onReply?: (path: string, status: number) => void;
+  /** More GET routes, answered only to peers like the peer list (the mesh page): path → body. */
+  readonly peerRoutes?: ReadonlyMap<string, (context: PeerRouteContext) => { body: string; type: string }>;
+}
+
+export interface PeerRouteContext {
+  readonly device: DeviceState;
+  readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -51,6 +60,8 @@ export interface FangServer {
   readonly watch: PeerWatch;
   /** Puts a new policy in force: waiting clients are woken and every client gets a full list next. */
   setPolicy(policy: Policy | undefined): Promise<void>;
+  /** The latest report of each peer. */
+  readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
   close(): Promise<void>;
 }
 
@@ -115,6 +126,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const source = parseIp(sourceText);
     const [path = '', query = ''] = (request.url ?? '').split('?', 2);
     const reply = (status: number, body: string | Buffer, type = 'text/plain; charset=utf-8') => {
+      options.onReply?.(path, status);
       response.writeHead(status, {
         'content-type': type,
         'content-length': Buffer.byteLength(body),
@@ -133,7 +145,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     }
     // GET carries no body; drain anything sent so the socket stays usable.
     request.resume();
-    if (!ROUTES.has(path)) return reply(404, 'not found; the peer list is at /v1/peers and /v1/peers.txt\n');
+    const extra = options.peerRoutes?.get(path);
+    if (!ROUTES.has(path) && !extra) return reply(404, 'not found; the peer list is at /v1/peers and /v1/peers.txt\n');
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'only GET is served here\n');
 
     const params = new URLSearchParams(query);
@@ -152,6 +165,18 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (!asker) {
       refusals.warn('request-refused', { source: sourceText, path, reason: "source is in no peer's allowed IPs" });
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
+    }
+    if (extra) {
+      // Under a policy the page shows only the peers the asker may learn, like its list.
+      const askerKey = asker.publicKey;
+      const visible = (key: WireGuardKey) => key === askerKey || mayLink(policy, askerKey, key);
+      const page = policy
+        ? extra({
+            device: { ...current.device, peers: current.device.peers.filter((peer) => visible(peer.publicKey)) },
+            reports: new Map([...reports].filter(([key]) => visible(key))),
+          })
+        : extra({ device: current.device, reports });
+      return reply(200, page.body, page.type);
     }
     const holding = waitingBy.get(asker.publicKey) ?? 0;
     if (since !== undefined && wait && holding < MAX_WAITS_PER_PEER) {
@@ -244,7 +269,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       return reply(400, `${error instanceof Error ? error.message : String(error)}\n`);
     }
     const before = reports.get(asker.publicKey);
-    const known = new Set(device.peers.map((peer) => peer.publicKey));
+    const known = { has: (key: WireGuardKey) => watch.peer(key) !== undefined }; // the interface as just read, without a set per report
     // Only observations of this fang's own peers are kept.
     const ours = (key: WireGuardKey) => known.has(key) && key !== asker.publicKey;
     report = {
@@ -320,6 +345,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     port,
     view,
     watch,
+    reports,
     setPolicy: async (next) => {
       policy = next;
       await relay?.sync();

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../../src/client/sync';
 import { isSnakebiteError } from '../../src/errors';
 import { silentLogger } from '../../src/log/logger';
+import { PEER_LIST_LIMITS } from '../../src/peer-list/peer-list';
 import type { DeviceState } from '../../src/wireguard/device-state';
 import { parseDump } from '../../src/wireguard/dump-parser';
 import { FakeDriver, ip, key, readFixture, stringify } from '../support/fakes';
@@ -87,7 +88,7 @@ export const HOSTILE_ENVELOPES: { name: string; body: unknown }[] = [
   { name: 'a bad you', body: envelope([GOOD], { you: 'me' }) },
   { name: 'a loopback you.endpoint', body: envelope([GOOD], { you: { publicKey: SELF, endpoint: '127.0.0.1:1' } }) },
   { name: 'peers not an array', body: envelope([GOOD], { peers: { 0: GOOD } }) },
-  { name: 'more than 4096 peers', body: envelope(Array.from({ length: 4097 }, () => GOOD)) },
+  { name: `more than ${PEER_LIST_LIMITS.maxPeers} peers`, body: envelope(Array.from({ length: PEER_LIST_LIMITS.maxPeers + 1 }, () => GOOD)) },
   { name: 'a negative revision', body: envelope([GOOD], { revision: -1 }) },
   { name: 'deep JSON as the whole reply', body: deep(20_000) },
   { name: 'deep JSON as the version', body: envelope([GOOD], { version: deep(20_000) }) },
