@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -159,5 +160,21 @@ describe('relay firewall rules', () => {
     assert.ok(applied.includes(6));
     await server.close();
     assert.deepEqual(removed, ['SNAKEBITE-wg0']);
+  });
+});
+
+describe('snakebite server --policy', () => {
+  test('a bad file stops the start with its line and reason, before the interface is touched', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sb-policy-'));
+    try {
+      const file = path.join(dir, 'policy');
+      writeFileSync(file, `peer laptop ${LAPTOP} staff\n\nalow staff staff\n`);
+      const run = spawnSync(process.execPath, [require.resolve('../../../bin/snakebite'), 'server', '--interface', 'sbnosuch0', '--listen', '10.10.10.1', '--policy', file], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(run.status, 1);
+      assert.match(run.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3: unknown word "alow"`));
+      assert.doesNotMatch(run.stderr, /sbnosuch0/, 'the policy is checked first');
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 });
