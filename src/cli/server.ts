@@ -1,6 +1,6 @@
 import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
-import { loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
+import { ignoreHangup, loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
 import { RelayFirewall } from '../fang/relay-firewall';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
@@ -97,7 +97,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
   });
   const stopReloading =
     policyPath === undefined
-      ? () => {}
+      ? ignoreHangup(logger)
       : reloadPolicyOnHangup(policyPath, logger, async (next) => {
           inForce = next;
           await server.setPolicy(next);

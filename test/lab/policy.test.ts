@@ -72,3 +72,14 @@ test('policy: a peer outside the policy learns no endpoint of the peers it may n
     assert.match(status.stdout, new RegExp(`${b.keys.publicKey.slice(0, 8).replace(/[+/]/g, '.')} printer`), status.stdout);
   });
 });
+
+test('policy: SIGHUP without --policy (systemctl reload) does not stop the server', { skip, timeout: 90_000 }, async (t) => {
+  await withLab(t, {}, async (lab) => {
+    const server = await lab.startServer();
+    server.child.kill('SIGHUP');
+    for (let i = 0; i < 50 && !server.output.text().includes('policy-reload-skipped'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(server.output.text(), /policy-reload-skipped/);
+    assert.equal(server.child.exitCode, null);
+    assert.deepEqual((await peersSeenBy(lab, 'a')).keys, [lab.host('b').keys.publicKey]);
+  });
+});
