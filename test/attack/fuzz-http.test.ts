@@ -47,7 +47,7 @@ function generate(random: () => number, now: number): { from: 'peer' | 'stranger
   const junk = (n: number) => Array.from({ length: n }, () => pick(random, ['a', '%', '/', '.', '\u0000', '\r', '\n', ' ', '?', '&', '=', 'é', '\u202e', '9'])).join('');
   const method = pick(random, ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'PATCH', 'BREW', 'G\u0000T', 'get', '']);
   const path = pick(random, [
-    '/v1/peers', '/v1/peers.txt', '/v1/report', '/', '/v1/peers/../../etc/passwd', `/${junk(20)}`, `/v1/peers?since=${junk(8)}`,
+    '/v1/peers', '/v1/peers.txt', '/v1/report', '/', '/mesh', '/v1/mesh.json', '/mesh?x=<script>', '/v1/peers/../../etc/passwd', `/${junk(20)}`, `/v1/peers?since=${junk(8)}`,
     `/v1/peers?since=${Math.floor(random() * 2 ** 60)}&wait=${Math.floor(random() * 100) - 20}`, '/v1/peers?since=1&wait=1', `/v1/peers?${'a=1&'.repeat(500)}`,
     `/${'x'.repeat(Math.floor(random() * 20000))}`, '*', 'http://evil.example/v1/peers', '/v1/peers?since=-1', '/v1/peers?wait=1e3', '/v1/peers?since=0x10',
   ]);
