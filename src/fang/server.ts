@@ -11,7 +11,7 @@ import type { WireGuardDriver } from '../wireguard/driver';
 import { guardConnections, type ConnectionLimits, type ConnectionSource } from './connection-guard';
 import { SharedDeviceView } from './device-view';
 import { scopePeerList, settleChanges } from './list-scope';
-import { mayLink, nameOf, type Policy } from './policy';
+import { learnableBy, mayLink, nameOf, type Policy } from './policy';
 import { PunchRequestBook } from './punch-requests';
 import { keepRelayFirewall, type RelayFirewallPort } from './relay-firewall';
 import { RateLimitedLog } from './rate-limited-log';
@@ -208,7 +208,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (path === '/v1/peers.txt' || policy) {
       // Under a policy each asker sees its own set of peers: built for it alone (policy.ts, list-scope.ts).
       const askerKey = asker.publicKey;
-      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), (key) => mayLink(policy, askerKey, key), nowSeconds(), (key) => nameOf(policy, key));
+      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), learnableBy(policy, askerKey), nowSeconds(), (key) => nameOf(policy, key));
       if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
       return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
     }

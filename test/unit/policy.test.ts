@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { mayLink, parsePolicy, PolicyError } from '../../src/fang/policy';
+import { learnableBy, mayLink, parsePolicy, PolicyError } from '../../src/fang/policy';
 import { loadPolicyFile } from '../../src/fang/policy-file';
 import { relayRules } from '../../src/fang/relay-firewall';
 import { parsePeerList } from '../../src/peer-list/parse';
@@ -65,6 +65,13 @@ describe('mayLink', () => {
   ];
   for (const [name, a, b, want] of rows) test(name, () => assert.equal(mayLink(policy, a, b), want));
   test('no policy: everyone', () => assert.equal(mayLink(undefined, STRANGER, PRINTER), true));
+  test('learnableBy agrees with mayLink for every pair, under several policies', () => {
+    const keys = [LAPTOP, PHONE, NAS, PRINTER, STRANGER];
+    for (const text of [POLICY, `${POLICY}\nallow devices all`, 'allow all all', `peer x ${LAPTOP} a\nallow a all`, '']) {
+      const p = parsePolicy(text);
+      for (const a of keys) for (const b of keys) assert.equal(learnableBy(p, a)(b), mayLink(p, a, b), `${text} ${a} ${b}`);
+    }
+  });
   test('"allow all all" is the default again', () => assert.equal(mayLink(parsePolicy('allow all all'), STRANGER, PRINTER), true));
 });
 
