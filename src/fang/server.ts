@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { formatIp, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
+import { formatIp, ipEquals, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
 import { describeError, SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
 import { parsePeerReport } from '../peer-list/parse';
@@ -299,7 +299,9 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (!known || Date.now() - known.at >= 2000) known = { device: (await watch.refresh()).device, at: Date.now() };
     const peer = identifyAsker(known.device, source);
     const peers = known.device.peers.length;
-    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) } : { kind: 'not-a-peer', peers };
+    if (peer) return { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) };
+    // F itself, from its listen address (only F can send from it): answered, with 403, so `doctor` on F sees the server.
+    return ipEquals(source, options.listenAddress) ? { kind: 'local' } : { kind: 'not-a-peer', peers };
   };
 
   const server: Server = createServer((request, response) => {
