@@ -292,13 +292,17 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   };
 
   // Who a new connection comes from, before any HTTP, from a read of the
-  // interface at most 2 s old (shared with requests): a stranger, or a peer
-  // removed since, costs at most one read per 2 s; a new peer waits up to 2 s.
+  // interface shared with requests: at most 2 s old for a known peer (a peer
+  // removed since is refused within 2 s), and at most 0.5 s old before a
+  // source is refused as a stranger (a new peer waits at most that long; a
+  // flood of strangers costs at most two reads a second).
   let known: { device: DeviceState; at: number } | undefined;
+  const readKnown = async () => (known = { device: (await watch.refresh()).device, at: Date.now() });
   const identifySource = async (source: IpAddress): Promise<ConnectionSource> => {
-    if (!known || Date.now() - known.at >= 2000) known = { device: (await watch.refresh()).device, at: Date.now() };
-    const peer = identifyAsker(known.device, source);
-    const peers = known.device.peers.length;
+    if (!known || Date.now() - known.at >= 2000) await readKnown();
+    let peer = identifyAsker(known!.device, source);
+    if (!peer && Date.now() - known!.at >= 500) peer = identifyAsker((await readKnown()).device, source);
+    const peers = known!.device.peers.length;
     if (peer) return { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) };
     // F itself, from its listen address (only F can send from it): answered, with 403, so `doctor` on F sees the server.
     return ipEquals(source, options.listenAddress) ? { kind: 'local' } : { kind: 'not-a-peer', peers };
