@@ -1,6 +1,6 @@
 import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
-import { loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
+import { ignoreHangup, loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
 import { RelayFirewall } from '../fang/relay-firewall';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
@@ -54,6 +54,11 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const logger = loggerFromFlags('server', values);
   const metricsAt = values.metrics === undefined ? undefined : parseAddressAndPort('server', 'metrics', values.metrics, DEFAULT_METRICS_PORT);
 
+  // A policy file with an error stops the start before anything else is touched.
+  const policyPath = typeof values.policy === 'string' ? values.policy : undefined;
+  const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
+  if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
+
   const driver = new WgCommandDriver(interfaceName);
   // Fail at start, not at the first request, when the interface or wg is missing.
   const device = await driver.readDevice();
@@ -74,9 +79,6 @@ export async function serverCommand(argv: string[]): Promise<number> {
       hint: 'sysctl -w net.ipv6.conf.all.forwarding=1',
     });
   }
-  const policyPath = typeof values.policy === 'string' ? values.policy : undefined;
-  const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
-  if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
   const signal = shutdownSignal(logger);
   if (metricsAt) assertMetricsAddress(interfaceName, metricsAt.address, addressesOf(interfaceName));
   const metrics = metricsAt ? new FangMetrics() : undefined;
@@ -95,7 +97,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
   });
   const stopReloading =
     policyPath === undefined
-      ? () => {}
+      ? ignoreHangup(logger)
       : reloadPolicyOnHangup(policyPath, logger, async (next) => {
           inForce = next;
           await server.setPolicy(next);
