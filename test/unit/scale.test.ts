@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AskerIndex } from '../../src/fang/asker-index';
 import { diffPeers, diffStates } from '../../src/fang/peer-diff';
+import { scopePeerList } from '../../src/fang/list-scope';
 import { PeerListEncoder } from '../../src/fang/peer-list-encoder';
 import { buildPeerList, gatherSeenBy, SEEN_BY_LIMIT } from '../../src/fang/peer-list-view';
 import { longestMatch, parseIp, type IpAddress } from '../../src/ip/address';
@@ -14,6 +15,13 @@ import { addconfText, runCommand, wgInvocations, wgSetArguments } from '../../sr
 import { device, endpoint, key, peer, pick, prefix, randomKey, seededRandom, type PeerSpec } from '../support/fakes';
 
 const FANG = key(0xf0);
+const NOW = 1_700_000_000;
+
+/** Peers sorted by key: the encoder puts entries made for one asker last. */
+function canonical(body: unknown): unknown {
+  const doc = body as { peers: { publicKey: string }[] };
+  return { ...doc, peers: [...doc.peers].sort((a, b) => a.publicKey.localeCompare(b.publicKey)) };
+}
 
 function dumpOf(lines: readonly string[]): string {
   return `${['(none)', FANG, '51820', 'off'].join('\t')}\n${lines.map((l) => `${l}\n`).join('')}`;
@@ -155,12 +163,12 @@ describe('PeerListEncoder gives what serializePeerList(buildPeerList(...)) gives
     [keys[4]!, { listenPort: 1, candidates: [], seen: [{ publicKey: keys[1]!, endpoint: endpoint('203.0.113.2:2') }, { publicKey: keys[0]!, endpoint: endpoint('[2001:db8::1]:7') }] }],
   ]);
   const reference = (state: DeviceState, asker: PeerState, revision: number, delta?: Parameters<typeof buildPeerList>[3]) =>
-    JSON.parse(JSON.stringify(serializePeerList(buildPeerList(state, asker, revision, delta, reports)))) as unknown;
+    canonical(JSON.parse(JSON.stringify(serializePeerList(scopePeerList(buildPeerList(state, asker, revision, delta, reports), () => true, NOW))))) as unknown;
 
   test('full list, every asker (first, middle, last)', () => {
     const encoder = new PeerListEncoder();
     for (const asker of state.peers) {
-      assert.deepEqual(JSON.parse(encoder.encode(state, asker, 7, undefined, reports).toString()), reference(state, asker, 7));
+      assert.deepEqual(canonical(JSON.parse(encoder.encode(state, asker, 7, undefined, reports, NOW).toString())), reference(state, asker, 7));
     }
   });
 
@@ -168,21 +176,21 @@ describe('PeerListEncoder gives what serializePeerList(buildPeerList(...)) gives
     const encoder = new PeerListEncoder();
     const delta = { since: 6, changed: new Set([keys[5]!, keys[0]!, keys[2]!]), removed: new Set([key(0x55), keys[3]!]) };
     for (const asker of state.peers) {
-      assert.deepEqual(JSON.parse(encoder.encode(state, asker, 7, delta, reports).toString()), reference(state, asker, 7, delta));
+      assert.deepEqual(canonical(JSON.parse(encoder.encode(state, asker, 7, delta, reports, NOW).toString())), reference(state, asker, 7, delta));
     }
   });
 
   test('an interface with one peer, asked by it: no entries', () => {
     const lone = device(FANG, [{ publicKey: keys[0]!, allowedIps: ['10.10.10.1/32'] }]);
-    const body = JSON.parse(new PeerListEncoder().encode(lone, lone.peers[0]!, 1, undefined, new Map()).toString()) as { peers: unknown[] };
+    const body = JSON.parse(new PeerListEncoder().encode(lone, lone.peers[0]!, 1, undefined, new Map(), NOW).toString()) as { peers: unknown[] };
     assert.deepEqual(body.peers, []);
   });
 
   test('a new read with a moved peer is encoded anew; the unchanged entries are the same bytes', () => {
     const encoder = new PeerListEncoder();
-    encoder.encode(state, state.peers[0]!, 7, undefined, reports);
+    encoder.encode(state, state.peers[0]!, 7, undefined, reports, NOW);
     const moved = { ...state, peers: state.peers.map((p, i) => (i === 1 ? { ...p, endpoint: endpoint(`198.51.100.200:${Math.floor(random() * 1000) + 1}`) } : p)) };
-    assert.deepEqual(JSON.parse(encoder.encode(moved, moved.peers[0]!, 8, undefined, reports).toString()), reference(moved, moved.peers[0]!, 8));
+    assert.deepEqual(canonical(JSON.parse(encoder.encode(moved, moved.peers[0]!, 8, undefined, reports, NOW).toString())), reference(moved, moved.peers[0]!, 8));
   });
 });
 
@@ -211,7 +219,7 @@ describe('the list stays linear in the peers, whatever they report', () => {
   test('twice the peers, each seeing all the others: about twice the bytes, not four times', () => {
     const size = (n: number) => {
       const { state, reports } = everyoneSeesEveryone(n);
-      return new PeerListEncoder().encode(state, state.peers[0]!, 1, undefined, reports).length;
+      return new PeerListEncoder().encode(state, state.peers[0]!, 1, undefined, reports, NOW).length;
     };
     const ratio = size(240) / size(120);
     assert.ok(ratio > 1.8 && ratio < 2.3, `ratio ${ratio}`);
