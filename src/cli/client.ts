@@ -9,6 +9,7 @@ import { addressesOf } from '../fang/listen-address';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
 import { DEFAULT_SERVER_PORT } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
+import { formatPrefix, parsePrefix } from '../ip/address';
 import {
   LOGGING_OPTIONS,
   loggerFromFlags,
@@ -102,6 +103,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
   const relayAfterMs = off(values['relay-after']) ? 0 : parseDuration('client', 'relay-after', values['relay-after'], 1000, 3_600_000);
   const deps: SyncDeps = {
     localNetworks: () => localNetworks(interfaceName),
+    ownAddresses: () => addressesOf(interfaceName),
     localCandidates: (listenPort) => localCandidates(interfaceName, listenPort),
     sendReport: (report) => postReport(server.address, server.port, report, timeoutMs),
     driver: new WgCommandDriver(interfaceName),
@@ -143,7 +145,8 @@ export async function clientCommand(argv: string[]): Promise<number> {
       probeTimeoutMs: PROBE_TIMEOUT_MS,
       localCheckMs: LOCAL_CHECK_MS,
       ...(previous?.added ? { addedBefore: previous.added } : {}),
-      publish: ({ lastSync, lastError, relayed, added }) =>
+      ...(previous?.changed ? { changedBefore: previous.changed.map((c) => ({ ...c, allowedIps: c.allowedIps.map((p) => parsePrefix(p)!) })) } : {}),
+      publish: ({ lastSync, lastError, relayed, added, changed, unmanaged }) =>
         writeState(statePath, {
           interface: interfaceName,
           server: values.server!,
@@ -152,6 +155,8 @@ export async function clientCommand(argv: string[]): Promise<number> {
           ...(lastError ? { lastError } : {}),
           relayed: [...relayed].map(([publicKey, since]) => ({ publicKey, since })),
           added,
+          changed: changed.map((c) => ({ publicKey: c.publicKey, since: c.since, allowedIps: c.allowedIps.map(formatPrefix), viaFang: c.viaFang })),
+          unmanaged,
         }),
       signal,
     });

@@ -1,5 +1,7 @@
 import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
+import { loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
+import { RelayFirewall } from '../fang/relay-firewall';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
 import { LOGGING_OPTIONS, loggerFromFlags, parseAddressAndPort, parseCommandArgs, parseInterfaceName, requireString, shutdownSignal, settingsHelp } from './options';
@@ -12,6 +14,10 @@ when its source address lies in a peer's AllowedIPs (that peer is the asker).
 
   -i, --interface IF     the fang's WireGuard interface (e.g. wg0)
   -l, --listen IP[:PORT] an address of IF to serve on; PORT defaults to ${DEFAULT_SERVER_PORT} (TCP)
+      --policy FILE      who may learn whose endpoint (and be relayed): names,
+                         groups and "allow GROUP GROUP" lines; see docs/policy.md.
+                         Reloaded on SIGHUP; a bad file is refused, the old one stays.
+                         Without it every peer learns every other
       --log-level LEVEL  debug, info, warn or error (default info)
       --log-format FMT   text or json (default text)
 ${settingsHelp('server').flag}  -h, --help             show this help
@@ -28,6 +34,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     ...LOGGING_OPTIONS,
     interface: { type: 'string', short: 'i' },
     listen: { type: 'string', short: 'l' },
+    policy: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(SERVER_HELP);
@@ -57,9 +64,16 @@ export async function serverCommand(argv: string[]): Promise<number> {
       hint: 'sysctl -w net.ipv6.conf.all.forwarding=1',
     });
   }
+  const policyPath = typeof values.policy === 'string' ? values.policy : undefined;
+  const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
+  if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
   const signal = shutdownSignal(logger);
-  const server = await startFangServer({ driver, listenAddress: listen.address, port: listen.port, logger });
+  // Under a policy, relaying through this machine is limited the same way (an iptables chain in FORWARD).
+  const relayFirewall = policy ? new RelayFirewall(interfaceName, logger) : undefined;
+  const server = await startFangServer({ driver, listenAddress: listen.address, port: listen.port, logger, ...(policy ? { policy, relayFirewall } : {}) });
+  const stopReloading = policyPath === undefined ? () => {} : reloadPolicyOnHangup(policyPath, logger, (next) => server.setPolicy(next));
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  stopReloading();
   await server.close();
   logger.info('server-stopped', { interface: interfaceName });
   return 0;
