@@ -162,6 +162,7 @@ export function explainWgFailure(interfaceName: string, args: readonly string[],
 export class WgCommandDriver implements WireGuardDriver {
   /** Keeps the last dump, so a read of a mostly unchanged interface reuses its objects. */
   private readonly parser: DumpParser;
+  private peersLastRead = 0;
 
   constructor(
     readonly interfaceName: string,
@@ -175,11 +176,14 @@ export class WgCommandDriver implements WireGuardDriver {
     const args = ['show', this.interfaceName, 'dump'];
     let result: CommandResult;
     try {
-      result = await this.run(this.wgPath, args);
+      // wireguard-go takes seconds to print tens of thousands of peers: give a large interface time in proportion.
+      result = await this.run(this.wgPath, args, undefined, applyTimeoutMs(this.peersLastRead));
     } catch (error) {
       throw explainWgFailure(this.interfaceName, args, error);
     }
-    return this.parser.parse(result.stdout);
+    const state = this.parser.parse(result.stdout);
+    this.peersLastRead = state.peers.length;
+    return state;
   }
 
   async applyPeerChanges(changes: readonly PeerChange[]): Promise<void> {
