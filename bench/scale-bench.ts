@@ -690,7 +690,9 @@ async function measureClient(n: number, options: BenchOptions, paths: Paths): Pr
   // Make sure every peer is there for the next step, whatever the driver did.
   if (fresh.plan && (result.allNew as Record<string, unknown>).applyError) {
     const changes = fresh.plan.changes.filter((c) => c.allowedIps !== undefined);
-    await runCommand('wg', ['addconf', paths.wgInterface, '/dev/stdin'], addconfText(changes), 600_000);
+    const config = join(paths.dumpFile, '..', 'all.conf');
+    writeFileSync(config, addconfText(changes));
+    await runCommand('wg', ['addconf', paths.wgInterface, config], undefined, 600_000);
   }
   // 2. The real interface read at n peers.
   const reads: number[] = [];

@@ -245,7 +245,7 @@ describe('wgInvocations: large batches never hit the argument limit', () => {
     const budget = 4096;
     const runs = wgInvocations('wg0', changes, budget);
     const [config, ...sets] = runs;
-    assert.deepEqual(config!.args, ['addconf', 'wg0', '/dev/stdin']);
+    assert.deepEqual(config!.args, ['addconf', 'wg0', 'peers.conf']);
     const viaConfig = changes.filter((c) => !c.remove && c.allowedIps);
     assert.equal(config!.input, addconfText(viaConfig));
     for (const run of sets) {
