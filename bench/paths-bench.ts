@@ -79,7 +79,11 @@ async function main(): Promise<void> {
           asPromised: runsOfPair.filter((r) => r.settled.there === r.promised && r.settled.back === r.promised && r.settledReplies >= 4).length,
           firstReply: summary(runsOfPair.map((r) => r.firstReplyMs)),
           connect: first.promised === 'relayed' ? null : summary(runsOfPair.map((r) => r.connectMs)),
-          samples: runsOfPair.map((r) => ({ firstReplyMs: r.firstReplyMs, connectMs: r.connectMs, settled: r.settled, settledReplies: r.settledReplies })),
+          // The same, counted from the later of the two clients logging client-started (Node.js start-up excluded).
+          connectAfterClientsUp:
+            first.promised === 'relayed' ? null : summary(runsOfPair.map((r) => (r.connectMs !== null && r.clientsUpMs !== null ? r.connectMs - r.clientsUpMs : null))),
+          clientsUp: summary(runsOfPair.map((r) => r.clientsUpMs)),
+          samples: runsOfPair.map((r) => ({ firstReplyMs: r.firstReplyMs, connectMs: r.connectMs, clientsUpMs: r.clientsUpMs, settled: r.settled, settledReplies: r.settledReplies })),
         };
       });
       cells.push({ style: style.name, nat: nat.name, configs, pairs });
@@ -87,7 +91,7 @@ async function main(): Promise<void> {
   }
   const report = {
     benchmark:
-      'lab paths per configuration style × NAT combination: per pair, ms from every client daemon starting to the first ping reply (any path) and to the promised direct/LAN path both ways (connect), and the path each side shows 11 s after the start',
+      'lab paths per configuration style × NAT combination: per pair, ms from every client daemon being spawned (right after the interfaces came up) to the first ping reply (any path) and to the promised direct/LAN path both ways (connect; also counted from both clients logging client-started, which leaves out Node.js start-up), and the path each side shows 11 s after the start',
     machine: {
       cpu: cpus()[0]?.model ?? 'unknown',
       cores: cpus().length,
@@ -111,6 +115,7 @@ async function main(): Promise<void> {
         settled: p.settledPaths,
         firstReplyMedianMs: p.firstReply.medianMs,
         connectMedianMs: p.connect?.medianMs ?? null,
+        connectAfterClientsUpMedianMs: p.connectAfterClientsUp?.medianMs ?? null,
       })),
     ),
     cells,

@@ -54,9 +54,13 @@ export function natCase(name: string): NatCase {
   return found;
 }
 
-/** The lab options for one cell. */
+/**
+ * The lab options for one cell. The server runs before the peers come up, so
+ * the clients (started by `runCell` right after) meet WireGuard's own
+ * interface-up attempts to listed peers, and the retry they armed, at their freshest.
+ */
 export function cellOptions(style: StyleCase, nat: NatCase): NatLabOptions {
-  return { style: style.style, natA: nat.natA, natB: nat.natB, ...(nat.withHostC ? { withHostC: true } : {}) };
+  return { style: style.style, natA: nat.natA, natB: nat.natB, serverFirst: true, ...(nat.withHostC ? { withHostC: true } : {}) };
 }
 
 /** What each host's config is in a built lab, e.g. `a:S2 b:S4`. */
@@ -64,19 +68,34 @@ export function describeStyles(lab: NatLab): string {
   return lab.peers().map((h) => `${h.name}:${STYLE_LABEL[h.style]}`).join(' ');
 }
 
+/** What decides the path the README promises for one side of a pair. */
+export interface PathSide {
+  readonly style: ConfigStyle;
+  /** The NAT router it sits behind (same router: same LAN). */
+  readonly router: string;
+  readonly nat: NatKind;
+}
+
 /**
- * The path the README promises for two peers: `lan` behind one NAT (unless
- * one of them runs no client); `relayed` when either runs no client (it lists
- * only the fang, so it accepts nobody else's handshake), or when a punch
- * cannot pass (a symmetric NAT facing anything but a forwarded port);
- * `direct` otherwise.
+ * The path the README promises for two peers: `relayed` when either runs no
+ * client (it lists only the fang, so it accepts nobody else's handshake);
+ * `lan` behind one NAT; `relayed` when a punch cannot pass (a symmetric NAT
+ * facing a cone or symmetric one); `direct` otherwise.
  */
-export function promisedPath(lab: NatLab, x: HostName, y: HostName): LabPath {
-  const [hx, hy] = [lab.host(x), lab.host(y)];
-  if (hx.style === 'no-client' || hy.style === 'no-client') return 'relayed';
-  if (hx.router === hy.router) return 'lan';
-  const nats = [lab.router(hx.router!).nat, lab.router(hy.router!).nat].sort().join('/');
+export function promisedPathFor(x: PathSide, y: PathSide): LabPath {
+  if (x.style === 'no-client' || y.style === 'no-client') return 'relayed';
+  if (x.router === y.router) return 'lan';
+  const nats = [x.nat, y.nat].sort().join('/');
   return nats === 'symmetric/symmetric' || nats === 'cone/symmetric' ? 'relayed' : 'direct';
+}
+
+/** `promisedPathFor` two hosts of a built lab, with their routers' NATs as they are now. */
+export function promisedPath(lab: NatLab, x: HostName, y: HostName): LabPath {
+  const side = (name: HostName): PathSide => {
+    const host = lab.host(name);
+    return { style: host.style, router: host.router!, nat: lab.router(host.router!).nat };
+  };
+  return promisedPathFor(side(x), side(y));
 }
 
 /** Every unordered pair of the lab's peers, the one that runs a client first. */
@@ -97,6 +116,13 @@ export interface PairResult {
   readonly firstReplyMs: number | null;
   /** ms from the clients starting until both sides show the promised direct or LAN path; null for relayed promises or never. */
   readonly connectMs: number | null;
+  /**
+   * ms from the clients being spawned until the pair's last client logged
+   * `client-started` (Node.js starting up: 0.15 s on a quiet machine, seconds
+   * on a loaded one); null when neither runs a client. `connectMs` minus this
+   * is what Snakebite itself took.
+   */
+  readonly clientsUpMs: number | null;
   /** The path each side shows once settled (`settleMs` after the clients started): `x>y` and `y>x`. */
   readonly settled: { readonly there: LabPath; readonly back: LabPath };
   /** Replies to 5 pings sent once settled. */
@@ -104,15 +130,20 @@ export interface PairResult {
 }
 
 /**
- * One run of a cell on a built lab: starts `snakebite server` and a client
- * daemon on every peer that runs one, all at once, then for every pair at the
+ * One run of a cell on a lab just built: starts `snakebite server` (unless it
+ * runs already) and a client daemon on every peer that runs one, all at once, then for every pair at the
  * same time: the first ping reply, the moment the promised direct or LAN path
  * is up on both sides, and the path and a few pings once settled.
  */
 export async function runCell(lab: NatLab, options: { limitMs: number; settleMs: number; clientArgs?: readonly string[] }): Promise<PairResult[]> {
   await lab.startServer();
   const started = Date.now();
-  for (const host of lab.clientPeers()) lab.startSnakebite(host.name, lab.clientArgs(host.name, options.clientArgs ?? []));
+  const clients = new Map(lab.clientPeers().map((host) => [host.name, lab.startSnakebite(host.name, lab.clientArgs(host.name, options.clientArgs ?? []))]));
+  const upMs = (name: HostName): number | null => {
+    const line = clients.get(name)?.output.all().find((l) => /client-started/.test(l));
+    const at = line ? Date.parse(line.split(' ')[0]!) : NaN;
+    return Number.isNaN(at) ? null : at - started;
+  };
   return Promise.all(
     pairsOf(lab).map(async ([x, y]): Promise<PairResult> => {
       const promised = promisedPath(lab, x, y);
@@ -121,7 +152,9 @@ export async function runCell(lab: NatLab, options: { limitMs: number; settleMs:
       await new Promise((r) => setTimeout(r, Math.max(0, started + options.settleMs - Date.now())));
       const [there, back] = await Promise.all([lab.pathOf(x, y), lab.pathOf(y, x)]);
       const ping = await lab.ping(x, lab.host(y).overlayAddress, 5, { intervalS: 0.1 });
-      return { pair: `${x}-${y}`, promised, firstReplyMs, connectMs, settled: { there: there.path, back: back.path }, settledReplies: ping.received };
+      const ups = [upMs(x), upMs(y)].filter((v): v is number => v !== null);
+      const clientsUpMs = ups.length ? Math.max(...ups) : null;
+      return { pair: `${x}-${y}`, promised, firstReplyMs, connectMs, clientsUpMs, settled: { there: there.path, back: back.path }, settledReplies: ping.received };
     }),
   );
 }

@@ -88,6 +88,15 @@ export interface NatLabOptions {
    */
   readonly postUp?: boolean;
   /**
+   * `snakebite server` starts on F before the peers come up (`lab.server`),
+   * so clients started right after `create` meet WireGuard's fresh
+   * interface-up attempts and its armed 5 s retry, as a daemon started by
+   * systemd right after wg-quick does. Implied by `postUp`.
+   */
+  readonly serverFirst?: boolean;
+  /** Listed peers share a PresharedKey per pair (in both files), so a client that re-creates an entry must keep it. */
+  readonly presharedKeys?: boolean;
+  /**
    * Adds IPv6 everywhere (2001:db8::/32, the documentation range): no NAT, the
    * routers forward IPv6 behind a stateful firewall that admits only replies,
    * as home routers do; the peers reach F at [2001:db8::1]:51820 and each other
@@ -137,6 +146,7 @@ export interface WgQuickPeer {
   readonly publicKey: string;
   readonly endpoint?: string;
   readonly allowedIps: readonly string[];
+  readonly presharedKey?: string;
   /** Seconds; undefined leaves it off. */
   readonly persistentKeepalive?: number;
 }
@@ -159,6 +169,7 @@ export function renderWgQuick(config: WgQuickConfig): string {
   if (config.postUp) lines.push(`PostUp = ${config.postUp}`);
   for (const peer of config.peers) {
     lines.push('', '[Peer]', `PublicKey = ${peer.publicKey}`, `AllowedIPs = ${peer.allowedIps.join(', ')}`);
+    if (peer.presharedKey) lines.push(`PresharedKey = ${peer.presharedKey}`);
     if (peer.endpoint) lines.push(`Endpoint = ${peer.endpoint}`);
     if (peer.persistentKeepalive) lines.push(`PersistentKeepalive = ${peer.persistentKeepalive}`);
   }
@@ -193,6 +204,7 @@ export class NatLab {
   private readonly keyDir: string;
   private readonly log: LabLog | undefined;
   private readonly inetNs: string;
+  private readonly presharedKeyByPair = new Map<string, string>();
 
   private constructor(private readonly options: NatLabOptions) {
     this.log = options.log;
@@ -333,7 +345,7 @@ export class NatLab {
       });
     }
     await this.wgQuickUp(this.host('f'));
-    if (this.options.postUp) this.server = await this.startServer();
+    if (this.options.postUp || this.options.serverFirst) this.server = await this.startServer();
     // With PostUp the peers come up one after the other, as machines do, each PostUp seeing those before it.
     if (this.options.postUp) for (const host of this.peers()) await this.wgQuickUp(host);
     else await Promise.all(this.peers().map((host) => this.wgQuickUp(host)));
@@ -454,10 +466,25 @@ export class NatLab {
     };
     const listed = host.style === 'listed' || host.style === 'fang-only';
     const others: WgQuickPeer[] = listed
-      ? this.peers().filter((p) => p !== host).map((p) => ({ publicKey: p.keys.publicKey, allowedIps: [`${p.overlayAddress}/32`], persistentKeepalive: keepalive }))
+      ? this.peers()
+          .filter((p) => p !== host)
+          .map((p) => ({
+            publicKey: p.keys.publicKey,
+            allowedIps: [`${p.overlayAddress}/32`],
+            ...(this.options.presharedKeys ? { presharedKey: this.presharedKey(host.name, p.name) } : {}),
+            persistentKeepalive: keepalive,
+          }))
       : [];
     const postUp = this.options.postUp && host.style !== 'no-client' ? `snakebite ${this.clientArgs(name, ['--once']).join(' ')}` : undefined;
     return { ...iface, peers: [fang, ...others], ...(postUp ? { postUp } : {}) };
+  }
+
+  /** The PresharedKey two peers share (`presharedKeys`), made once per pair. */
+  presharedKey(x: HostName, y: HostName): string {
+    const pair = [x, y].sort().join('-');
+    let key = this.presharedKeyByPair.get(pair);
+    if (!key) this.presharedKeyByPair.set(pair, (key = randomBytes(32).toString('base64')));
+    return key;
   }
 
   /**

@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'SB_FETCH_TIMEOUT'
   | 'SB_REPLY_TOO_LARGE'
   | 'SB_REPLY_MALFORMED'
-  | 'SB_SERVER_REFUSED';
+  | 'SB_SERVER_REFUSED'
+  | 'SB_POLICY_INVALID';
 
 export class SnakebiteError extends Error {
   override readonly name = 'SnakebiteError';

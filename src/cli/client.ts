@@ -12,6 +12,7 @@ import { WgCommandDriver } from '../wireguard/wg-command-driver';
 import { ClientMetrics } from '../metrics/client-metrics';
 import { assertMetricsAddress, DEFAULT_METRICS_PORT, startMetricsServer } from '../metrics/http';
 import { findFangPeer } from '../plan/fang-peer';
+import { formatPrefix, parsePrefix } from '../ip/address';
 import {
   LOGGING_OPTIONS,
   loggerFromFlags,
@@ -112,6 +113,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
   const relayAfterMs = off(values['relay-after']) ? 0 : parseDuration('client', 'relay-after', values['relay-after'], 1000, 3_600_000);
   const deps: SyncDeps = {
     localNetworks: () => localNetworks(interfaceName),
+    ownAddresses: () => addressesOf(interfaceName),
     localCandidates: (listenPort) => localCandidates(interfaceName, listenPort),
     sendReport: (report) => postReport(server.address, server.port, report, timeoutMs),
     driver: new WgCommandDriver(interfaceName),
@@ -172,7 +174,8 @@ export async function clientCommand(argv: string[]): Promise<number> {
       probeTimeoutMs: PROBE_TIMEOUT_MS,
       localCheckMs: LOCAL_CHECK_MS,
       ...(previous?.added ? { addedBefore: previous.added } : {}),
-      publish: ({ lastSync, lastError, relayed, added }) => {
+      ...(previous?.changed ? { changedBefore: previous.changed.map((c) => ({ ...c, allowedIps: c.allowedIps.map((p) => parsePrefix(p)!) })) } : {}),
+      publish: ({ lastSync, lastError, relayed, added, changed, unmanaged }) => {
         metrics?.published({ ...(lastError ? { lastError } : {}), relayed });
         writeState(statePath, {
           interface: interfaceName,
@@ -182,6 +185,8 @@ export async function clientCommand(argv: string[]): Promise<number> {
           ...(lastError ? { lastError } : {}),
           relayed: [...relayed].map(([publicKey, since]) => ({ publicKey, since })),
           added,
+          changed: changed.map((c) => ({ publicKey: c.publicKey, since: c.since, allowedIps: c.allowedIps.map(formatPrefix), viaFang: c.viaFang })),
+          unmanaged,
         });
       },
       signal,

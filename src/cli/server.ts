@@ -1,5 +1,7 @@
 import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
+import { loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
+import { RelayFirewall } from '../fang/relay-firewall';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
 import { meshBuilder, meshRoutes, MESH_PAGE_PATH } from '../fang/mesh-page';
@@ -16,6 +18,10 @@ when its source address lies in a peer's AllowedIPs (that peer is the asker).
 
   -i, --interface IF     the fang's WireGuard interface (e.g. wg0)
   -l, --listen IP[:PORT] an address of IF to serve on; PORT defaults to ${DEFAULT_SERVER_PORT} (TCP)
+      --policy FILE      who may learn whose endpoint (and be relayed): names,
+                         groups and "allow GROUP GROUP" lines; see docs/policy.md.
+                         Reloaded on SIGHUP; a bad file is refused, the old one stays.
+                         Without it every peer learns every other
       --metrics IP[:PORT] serve Prometheus metrics at http://IP:PORT/metrics; IP must be
                          an address of IF (or loopback); PORT defaults to ${DEFAULT_METRICS_PORT}
       --log-level LEVEL  debug, info, warn or error (default info)
@@ -36,6 +42,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     ...LOGGING_OPTIONS,
     interface: { type: 'string', short: 'i' },
     listen: { type: 'string', short: 'l' },
+    policy: { type: 'string' },
     metrics: { type: 'string' },
   });
   if (values.help) {
@@ -67,20 +74,35 @@ export async function serverCommand(argv: string[]): Promise<number> {
       hint: 'sysctl -w net.ipv6.conf.all.forwarding=1',
     });
   }
+  const policyPath = typeof values.policy === 'string' ? values.policy : undefined;
+  const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
+  if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
   const signal = shutdownSignal(logger);
+  // Under a policy, relaying through this machine is limited the same way (an iptables chain in FORWARD).
+  const relayFirewall = policy ? new RelayFirewall(interfaceName, logger) : undefined;
   if (metricsAt) assertMetricsAddress(interfaceName, metricsAt.address, addressesOf(interfaceName));
   const metrics = metricsAt ? new FangMetrics() : undefined;
+  let currentPolicy = policy;
   const mesh = meshBuilder();
   const server = await startFangServer({
     driver,
     listenAddress: listen.address,
     port: listen.port,
     logger,
+    ...(policy ? { policy, relayFirewall } : {}),
     peerRoutes: meshRoutes(mesh),
     ...(metrics ? { onReply: (path: string, status: number) => metrics.request(path, status) } : {}),
   });
-  const metricsServer = metrics && metricsAt ? await serveFangMetrics({ metrics, server, interfaceName, ...metricsAt, mesh, logger }) : undefined;
+  const stopReloading =
+    policyPath === undefined
+      ? () => {}
+      : reloadPolicyOnHangup(policyPath, logger, (next) => {
+          currentPolicy = next;
+          return server.setPolicy(next);
+        });
+  const metricsServer = metrics && metricsAt ? await serveFangMetrics({ metrics, server, interfaceName, ...metricsAt, mesh: (d, r) => mesh(d, r, { policy: currentPolicy }), logger }) : undefined;
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  stopReloading();
   await metricsServer?.close();
   await server.close();
   logger.info('server-stopped', { interface: interfaceName });

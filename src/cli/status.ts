@@ -72,7 +72,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
     }
   }
   const relayedSince = new Map((client?.relayed ?? []).map((r) => [r.publicKey, r.since]));
-  const paths = describePaths(device, fangKey, new Date(), { ...(list ? { list } : {}), relayedSince });
+  const changed = new Map((client?.changed ?? []).map((c) => [c.publicKey, c]));
+  const unmanaged = new Map((client?.unmanaged ?? []).map((u) => [u.publicKey, u.reason]));
+  const paths = describePaths(device, fangKey, new Date(), { ...(list ? { list } : {}), relayedSince, changed, unmanaged });
   for (const p of paths) {
     if (p.persistentKeepalive === null && p.path !== 'none' && p.publicKey !== fangKey) notes.push(`peer ${shortKey(p.publicKey)} has no persistent keepalive: its NAT mappings may close when idle`);
   }

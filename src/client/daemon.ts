@@ -4,11 +4,12 @@ import { mergePeerList } from '../peer-list/merge';
 import type { PeerList } from '../peer-list/peer-list';
 import type { DeviceState, PeerChange } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
-import { PeerTracker } from './peer-tracker';
+import { PeerTracker, type ChangedRecord } from './peer-tracker';
+import type { Plan } from '../plan/plan';
 
 export { ActivityTracker } from './peer-tracker';
 import { probePeers } from './probe';
-import { acceptReply, reconcile, sendReportQuietly, type SyncDeps, type SyncOptions, type SyncResult } from './sync';
+import { acceptReply, reconcile, sendReportQuietly, unmanagedCode, type SyncDeps, type SyncOptions, type SyncResult } from './sync';
 
 export interface DaemonOptions extends SyncOptions {
   /** Time between refreshes when the fang does not push, in milliseconds. */
@@ -31,9 +32,11 @@ export interface DaemonOptions extends SyncOptions {
   /** Stops the loop; a reply that arrives after it aborts is not applied. */
   readonly signal: AbortSignal;
   /** Called after every round with what `snakebite status` may show; errors in it are ignored. */
-  readonly publish?: (state: { lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number>; added: WireGuardKey[] }) => void;
+  readonly publish?: (state: { lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number>; added: WireGuardKey[]; changed: ChangedRecord[]; unmanaged: { publicKey: WireGuardKey; reason: string }[] }) => void;
   /** Peers an earlier run added (from its state file): they may be removed when the fang stops listing them. */
   readonly addedBefore?: readonly WireGuardKey[];
+  /** Peers of the user's an earlier run relayed (from its state file), with what they routed before. */
+  readonly changedBefore?: readonly ChangedRecord[];
 }
 
 /** Shortest time between two rounds with the fang while it pushes, in milliseconds. */
@@ -105,16 +108,16 @@ export function repunchChanges(device: DeviceState, keys: readonly WireGuardKey[
  */
 export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): Promise<void> {
   const { logger } = deps;
-  const tracker = new PeerTracker(options.addedBefore);
+  const tracker = new PeerTracker(options.addedBefore, options.changedBefore);
   const nowSeconds = () => Math.floor(deps.clock().getTime() / 1000);
   let held: PeerList | undefined;
   let failures = 0;
   let pushing = options.waitSeconds > 0;
   let lastReport: string | undefined;
   let lastSync = 0;
-  const publish = (lastError?: string) => {
+  const publish = (lastError?: string, extraChanged: ChangedRecord[] = []) => {
     try {
-      options.publish?.({ lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers(), added: tracker.addedPeers() });
+      options.publish?.({ lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers(), added: tracker.addedPeers(), changed: [...tracker.changedPeers(), ...extraChanged], unmanaged: [...explained].map(([publicKey, { reason }]) => ({ publicKey, reason })) });
     } catch {
       /* status is a convenience; never let it stop the daemon */
     }
@@ -138,9 +141,38 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     return next;
   };
 
+  // Why each listed peer is left alone, as last logged; and whether "manages nothing" was said.
+  const explained = new Map<WireGuardKey, { code: string; reason: string }>();
+  let saidNothingManaged = false;
+  /** After the first round: a fang that lists peers none of which this client may manage gets one warning, with the fix. */
+  const sayIfNothingManaged = (result: SyncResult, list: PeerList): boolean => {
+    const others = result.plan.decisions.filter((d) => d.publicKey !== list.you.publicKey && d.publicKey !== list.fang.publicKey && d.kind !== 'remove');
+    if (others.length === 0) return false;
+    const codes = others.map((d) => unmanagedCode(d));
+    if (codes.some((code) => code === undefined)) return true;
+    const outside = codes.filter((code) => code === 'routes-outside' || code === 'outside-fang-range' || code === 'no-acceptable-allowed-ip').length;
+    logger.warn('nothing-managed', {
+      listed: others.length,
+      reason: `the fang lists ${others.length} peers and this client may manage none of them (${[...new Set(codes)].join(', ')})`,
+      hint:
+        outside > 0
+          ? "give the fang peer AllowedIPs that cover the overlay (e.g. 10.10.10.0/24), or list the peers yourself with the AllowedIPs the fang has for them; `snakebite status` shows each peer's reason"
+          : '`snakebite status` shows why for each peer',
+    });
+    return true;
+  };
+
   /** Reconcile with what the tracker knows, remember what happened, retry relayed peers' direct paths. */
   const reconcileTracked = async (list: PeerList, extra: Parameters<typeof reconcile>[3] = {}): Promise<SyncResult> => {
-    const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra });
+    // Write-ahead: the originals of a user's peer about to be relayed reach the state file before
+    // its allowed IPs change, so a crash in between never loses them.
+    const beforeApply = (plan: Plan) => {
+      const now = nowSeconds();
+      const relaying = plan.decisions.flatMap((d) => (d.kind === 'relay' && d.origin === 'users' ? [{ publicKey: d.publicKey, since: now, allowedIps: d.original, viaFang: d.viaFang }] : []));
+      if (relaying.length > 0) publish(undefined, relaying);
+    };
+    const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra }, undefined, { ...(options.dryRun ? {} : { beforeApply }), explained });
+    if (!saidNothingManaged) saidNothingManaged = sayIfNothingManaged(result, list);
     // A dry run applies nothing, so it must not remember anything as done.
     if (!options.dryRun) tracker.record(result.device, result.plan, list.fang.publicKey, nowSeconds());
     if (!options.dryRun) {
@@ -150,7 +182,8 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         await deps.driver.applyPeerChanges(changes);
         for (const key of due) logger.info('direct-retried', { peer: key, reason: 'relayed: trying the direct path again (keepalive off and on starts a handshake)' });
       }
-      if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint')) watchForHandshakes();
+      if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint' || c.kind === 'rebuild-peer')) watchForHandshakes();
+      if (result.plan.changes.some((c) => c.kind === 'relay' || c.kind === 'direct-again')) publish();
     }
     return result;
   };

@@ -1,4 +1,4 @@
-import type { Plan, PlanObservations } from '../plan/plan';
+import type { ChangedPeer, Plan, PlanObservations } from '../plan/plan';
 import { repunchDue } from '../plan/relay';
 import type { DeviceState, PeerState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
@@ -60,6 +60,15 @@ export interface PeerRecord {
   readonly askedAt?: number;
   /** The time of the latest of its "send me a packet" requests that we answered. */
   readonly answeredAt?: number;
+  /** A peer of the user's this client relays: what it routed before, to restore exactly. Only while `link` is relayed. */
+  readonly original?: ChangedPeer;
+}
+
+/** A relayed peer of the user's as the state file keeps it: enough to restore it after a crash or restart. */
+export interface ChangedRecord extends ChangedPeer {
+  readonly publicKey: WireGuardKey;
+  /** Unix seconds since when it is relayed. */
+  readonly since: number;
 }
 
 /** A session older than this carries no traffic (WireGuard's REJECT_AFTER_TIME). */
@@ -76,9 +85,21 @@ export class PeerTracker {
   private readonly records = new Map<WireGuardKey, PeerRecord>();
   /** Peers an earlier run added, until the first read shows whether they are still there. */
   private pendingOurs: Set<WireGuardKey>;
+  /** Peers of the user's an earlier run relayed, until the first read shows whether they still are. */
+  private pendingChanged: Map<WireGuardKey, ChangedRecord>;
 
-  constructor(addedBefore: Iterable<WireGuardKey> = []) {
+  constructor(addedBefore: Iterable<WireGuardKey> = [], changedBefore: Iterable<ChangedRecord> = []) {
     this.pendingOurs = new Set(addedBefore);
+    this.pendingChanged = new Map([...changedBefore].map((c) => [c.publicKey, c]));
+  }
+
+  /** The user's peers this client relays now, with what they routed before: for the state file and `status`. */
+  changedPeers(): ChangedRecord[] {
+    const out: ChangedRecord[] = [...this.pendingChanged.values()];
+    for (const [publicKey, record] of this.records) {
+      if (record.original && record.link.kind === 'relayed') out.push({ publicKey, since: record.link.since, ...record.original });
+    }
+    return out;
   }
 
   /** The record of one peer, undefined when it is not tracked. */
@@ -107,7 +128,7 @@ export class PeerTracker {
 
   /** Unix seconds since when each relayed peer has been relayed. */
   relayedPeers(): Map<WireGuardKey, number> {
-    const out = new Map<WireGuardKey, number>();
+    const out = new Map<WireGuardKey, number>([...this.pendingChanged.values()].map((c) => [c.publicKey, c.since]));
     for (const [key, record] of this.records) if (record.link.kind === 'relayed') out.set(key, record.link.since);
     return out;
   }
@@ -119,7 +140,8 @@ export class PeerTracker {
       activity.set(key, record.traffic.heardAt);
       if (record.link.kind === 'punching') tryingSince.set(key, record.link.since);
     }
-    return { activity, tryingSince, relayedSince: this.relayedPeers(), addedByUs: new Set(this.addedPeers()) };
+    const changed = new Map(this.changedPeers().map((c) => [c.publicKey, { allowedIps: c.allowedIps, viaFang: c.viaFang }]));
+    return { activity, tryingSince, relayedSince: this.relayedPeers(), addedByUs: new Set(this.addedPeers()), changed };
   }
 
   private update(key: WireGuardKey, change: Partial<PeerRecord>): void {
@@ -135,7 +157,17 @@ export class PeerTracker {
     // A peer gone from the interface is forgotten: recreated by the user, it is theirs.
     for (const key of [...this.records.keys()]) if (!present.has(key)) this.records.delete(key);
     for (const peer of peers) {
-      const before = this.records.get(peer.publicKey);
+      let before = this.records.get(peer.publicKey);
+      const pending = this.pendingChanged.get(peer.publicKey);
+      // Relayed by an earlier run and still routing nothing: go on where it left off.
+      if (!before && pending && peer.allowedIps.length === 0) {
+        before = { origin: 'users', traffic: nextTraffic(undefined, peer, nowSeconds), link: { kind: 'relayed', since: pending.since, punches: 0, lastPunch: nowSeconds }, original: { allowedIps: pending.allowedIps, viaFang: pending.viaFang } };
+      }
+      // Routing again though we relay it: the user (or wg-quick up) restored it; nothing left to undo.
+      if (before?.original && peer.allowedIps.length > 0) {
+        const { original: _restored, ...rest } = before;
+        before = { ...rest, link: { kind: 'direct' } };
+      }
       const origin = before?.origin ?? (this.pendingOurs.has(peer.publicKey) ? 'ours' : 'users');
       let link: Link = before?.link ?? { kind: 'direct' };
       // Only a peer with a keepalive is stuck without a handshake: one without may just be idle.
@@ -148,6 +180,7 @@ export class PeerTracker {
       this.records.set(peer.publicKey, { ...before, origin, traffic: nextTraffic(before?.traffic, peer, nowSeconds), link });
     }
     this.pendingOurs = new Set();
+    this.pendingChanged = new Map();
     for (const change of plan.changes) {
       if (change.publicKey === fangKey) continue;
       switch (change.kind) {
@@ -159,14 +192,22 @@ export class PeerTracker {
           });
           break;
         case 'set-endpoint':
+        case 'rebuild-peer':
           this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
           break;
-        case 'relay':
-          this.update(change.publicKey, { link: relayedNow(nowSeconds) });
+        case 'relay': {
+          const d = change.decision;
+          this.update(change.publicKey, { link: relayedNow(nowSeconds), ...(d.kind === 'relay' && d.origin === 'users' ? { original: { allowedIps: d.original, viaFang: d.viaFang } } : {}) });
           break;
-        case 'direct-again':
-          this.update(change.publicKey, { link: { kind: 'direct' } });
+        }
+        case 'direct-again': {
+          const record = this.records.get(change.publicKey);
+          if (record) {
+            const { original: _restored, ...rest } = record;
+            this.records.set(change.publicKey, { ...rest, link: { kind: 'direct' } });
+          }
           break;
+        }
         case 'remove-peer':
           this.records.delete(change.publicKey);
           break;

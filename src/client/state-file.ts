@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { parsePrefix } from '../ip/address';
 import { isWireGuardKey } from '../wireguard/key';
 
 /** What a running client daemon publishes for `snakebite status`. */
@@ -17,6 +18,14 @@ export interface ClientState {
   readonly relayed: readonly { readonly publicKey: string; readonly since: number }[];
   /** Peers the client added itself, which it removes when the fang stops listing them; kept for the next run. */
   readonly added?: readonly string[];
+  /**
+   * Peers of the user's that the client relays, with the allowed IPs they had
+   * (restored exactly when the direct path works, also by the next run) and
+   * whether those were moved onto the fang peer; kept for the next run.
+   */
+  readonly changed?: readonly { readonly publicKey: string; readonly since: number; readonly allowedIps: readonly string[]; readonly viaFang: boolean }[];
+  /** Listed peers the client leaves alone (refused, or the user's own), with why. */
+  readonly unmanaged?: readonly { readonly publicKey: string; readonly reason: string }[];
 }
 
 /** `/run/snakebite/<interface>.json`, or under $SNAKEBITE_STATE_DIR. */
@@ -81,6 +90,23 @@ export function stateProblem(value: unknown): string | undefined {
   for (const [i, item] of v.relayed.entries()) {
     const r = item as Record<string, unknown> | null;
     if (typeof r !== 'object' || r === null || !isWireGuardKey(r.publicKey) || typeof r.since !== 'number') return `relayed[${i}]: expected { publicKey, since }`;
+  }
+  if (v.changed !== undefined) {
+    if (!Array.isArray(v.changed)) return 'changed: expected an array';
+    for (const [i, item] of v.changed.entries()) {
+      const c = item as Record<string, unknown> | null;
+      const ok =
+        typeof c === 'object' && c !== null && isWireGuardKey(c.publicKey) && typeof c.since === 'number' && typeof c.viaFang === 'boolean' &&
+        Array.isArray(c.allowedIps) && c.allowedIps.every((p) => typeof p === 'string' && parsePrefix(p) !== undefined);
+      if (!ok) return `changed[${i}]: expected { publicKey, since, allowedIps: [prefix...], viaFang }`;
+    }
+  }
+  if (v.unmanaged !== undefined) {
+    if (!Array.isArray(v.unmanaged)) return 'unmanaged: expected an array';
+    for (const [i, item] of v.unmanaged.entries()) {
+      const u = item as Record<string, unknown> | null;
+      if (typeof u !== 'object' || u === null || !isWireGuardKey(u.publicKey) || typeof u.reason !== 'string') return `unmanaged[${i}]: expected { publicKey, reason }`;
+    }
   }
   if (v.added !== undefined) {
     if (!Array.isArray(v.added)) return 'added: expected an array of public keys';

@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger';
 import { parsePeerList } from '../peer-list/parse';
 import type { PeerList, PeerReport, PunchRequest, RejectedEntry } from '../peer-list/peer-list';
 import { findFangPeer } from '../plan/fang-peer';
-import { planPeerChanges, type Activity, type Plan, type PlanObservations } from '../plan/plan';
+import { planPeerChanges, type Activity, type PeerDecision, type Plan, type PlanObservations } from '../plan/plan';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardDriver } from '../wireguard/driver';
 import { shortKey, type WireGuardKey } from '../wireguard/key';
@@ -29,6 +29,8 @@ export interface SyncDeps {
   readonly triggerHandshakes: HandshakeTrigger;
   readonly logger: Logger;
   readonly clock: () => Date;
+  /** The interface's own overlay addresses; none when absent. */
+  readonly ownAddresses?: () => IpAddress[];
   /** The networks this machine is on besides the WireGuard interface; none when absent. */
   readonly localNetworks?: () => IpPrefix[];
   /** This machine's LAN candidate endpoints for a ListenPort; none when absent. */
@@ -51,6 +53,25 @@ export interface SyncResult {
   readonly device: DeviceState;
   readonly plan: Plan;
   readonly rejected: readonly RejectedEntry[];
+}
+
+/** What a daemon adds to a reconcile. */
+export interface ReconcileHooks {
+  /** Called with the plan just before it is applied (not in a dry run), e.g. to save what a change will overwrite. */
+  readonly beforeApply?: (plan: Plan) => void;
+  /**
+   * The reason code last logged for each listed peer left unmanaged (refused,
+   * or the user's to keep): a reason is logged when it first appears, not
+   * every round. Undefined logs every round (`--once` has one round).
+   */
+  readonly explained?: Map<WireGuardKey, { code: string; reason: string }>;
+}
+
+/** The reason code when a decision leaves a listed peer unmanaged (refused, or the user's own), else undefined. */
+export function unmanagedCode(decision: PeerDecision): string | undefined {
+  if (decision.kind === 'refuse') return decision.why.code;
+  if (decision.kind === 'keep' && (decision.why.code === 'routes-outside' || decision.why.code === 'routes-nothing')) return decision.why.code;
+  return undefined;
 }
 
 /** What the caller has observed of the peers beyond the interface's own state. */
@@ -77,7 +98,9 @@ export async function reconcile(
   observations: Observations = {},
   /** The interface as just read, when the caller has it; read here otherwise. */
   readAlready?: DeviceState,
+  hooks: ReconcileHooks = {},
 ): Promise<SyncResult> {
+  const { beforeApply, explained } = hooks;
   const { driver, logger } = deps;
   const device = readAlready ?? (await driver.readDevice());
   const fangPeer = findFangPeer(device, options.serverAddress);
@@ -105,18 +128,32 @@ export async function reconcile(
       keepaliveSeconds: options.keepaliveSeconds,
       flowingWithinSeconds: options.flowingWithinSeconds,
       localNetworks: deps.localNetworks?.() ?? [],
+      ownAddresses: deps.ownAddresses?.() ?? [],
       ...(options.relayAfterSeconds !== undefined ? { relayAfterSeconds: options.relayAfterSeconds } : {}),
     },
     deps.clock(),
     observations,
   );
   for (const skip of plan.skipped) {
-    if (skip.severity === 'refused') logger.warn('peer-refused', { peer: skip.publicKey, reason: skip.reason });
+    const code = unmanagedCode(skip.decision);
+    // A daemon says why it leaves a peer alone once, when the reason first appears, not every round.
+    const fresh = explained === undefined || (code !== undefined && explained.get(skip.publicKey)?.code !== code);
+    if (code !== undefined && explained) explained.set(skip.publicKey, { code, reason: skip.reason });
+    if (skip.severity === 'refused' && fresh) logger.warn('peer-refused', { peer: skip.publicKey, reason: skip.reason });
+    else if (code !== undefined && fresh) logger.info('peer-unmanaged', { peer: skip.publicKey, reason: skip.reason });
     else logger.debug('peer-kept', { peer: skip.publicKey, reason: skip.reason });
   }
+  if (explained) {
+    // A peer managed again (or no longer listed) gets its line again if the reason comes back.
+    const now = new Set(plan.skipped.filter((s) => unmanagedCode(s.decision) !== undefined).map((s) => s.publicKey));
+    for (const key of [...explained.keys()]) if (!now.has(key)) explained.delete(key);
+  }
 
-  if (!options.dryRun) await applyPlan(driver, plan, deps.triggerHandshakes);
-  const EVENTS = { 'add-peer': 'peer-added', 'set-endpoint': 'endpoint-set', relay: 'relay-started', 'direct-again': 'relay-ended', 'remove-peer': 'peer-removed' } as const;
+  if (!options.dryRun) {
+    beforeApply?.(plan);
+    await applyPlan(driver, plan, deps.triggerHandshakes);
+  }
+  const EVENTS = { 'add-peer': 'peer-added', 'set-endpoint': 'endpoint-set', 'rebuild-peer': 'peer-rebuilt', relay: 'relay-started', 'direct-again': 'relay-ended', 'remove-peer': 'peer-removed', 'fang-routes': 'fang-routes-set' } as const;
   for (const change of plan.changes) {
     logger.info(EVENTS[change.kind], {
       peer: change.publicKey,

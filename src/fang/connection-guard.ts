@@ -18,7 +18,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { perPeer: 8, headroo
 
 /** Who a connection comes from, as far as the interface says at accept time. */
 export type ConnectionSource =
-  | { kind: 'peer'; publicKey: WireGuardKey; peers: number }
+  | { kind: 'peer'; publicKey: WireGuardKey; peers: number; name?: string | undefined }
   | { kind: 'not-a-peer'; peers: number }
   /** The interface could not be read: the request will get 503. */
   | { kind: 'unknown' };
@@ -85,7 +85,7 @@ export function guardConnections(
         const decision = decideAdmission(who, open, limits);
         if (decision.kind === 'refuse') {
           if (decision.why === 'not-a-peer') log.warn('request-refused', { source: source ? formatIp(source) : text, reason: REASONS[decision.why] });
-          else log.warn('connection-limit', { source: source ? formatIp(source) : text, ...(who.kind === 'peer' ? { peer: who.publicKey } : {}), limit: decision.limit, reason: REASONS[decision.why] });
+          else log.warn('connection-limit', { source: source ? formatIp(source) : text, ...(who.kind === 'peer' ? { peer: who.publicKey, name: who.name } : {}), limit: decision.limit, reason: REASONS[decision.why] });
           socket.destroy();
           return;
         }

@@ -28,13 +28,20 @@ export function settleChanges(changes: ChangesSince, device: DeviceState): Chang
  * naming the asker. With `mayLearn` always true this is the seed's behaviour
  * (every peer sees every other) minus other peers' punch requests.
  */
-export function scopePeerList(list: PeerList, mayLearn: (key: WireGuardKey) => boolean, nowSeconds: number): PeerList {
+export function scopePeerList(
+  list: PeerList,
+  mayLearn: (key: WireGuardKey) => boolean,
+  nowSeconds: number,
+  /** The policy's friendly names; undefined for an unnamed peer. */
+  nameOf: (key: WireGuardKey) => string | undefined = () => undefined,
+): PeerList {
   const asker = list.you.publicKey;
+  const youName = nameOf(asker);
   const seenBy = list.you.seenBy?.filter((s) => mayLearn(s.publicKey));
   const { seenBy: _seenBy, ...you } = list.you;
   return {
     ...list,
-    you: seenBy?.length ? { ...you, seenBy } : you,
+    you: { ...you, ...(youName ? { name: youName } : {}), ...(seenBy?.length ? { seenBy } : {}) },
     ...(list.removed ? { removed: list.removed.filter(mayLearn) } : {}),
     peers: list.peers
       .filter((peer) => mayLearn(peer.publicKey))
@@ -42,7 +49,8 @@ export function scopePeerList(list: PeerList, mayLearn: (key: WireGuardKey) => b
         const { seenBy: peerSeenBy, punchRequests, ...rest } = peer;
         const seen = peerSeenBy?.filter((s) => s.publicKey === asker || mayLearn(s.publicKey));
         const requests = punchRequestsFor(punchRequests, asker, nowSeconds);
-        return { ...rest, ...(seen?.length ? { seenBy: seen } : {}), ...(requests.length ? { punchRequests: requests } : {}) };
+        const name = nameOf(peer.publicKey);
+        return { ...rest, ...(name ? { name } : {}), ...(seen?.length ? { seenBy: seen } : {}), ...(requests.length ? { punchRequests: requests } : {}) };
       }),
   };
 }

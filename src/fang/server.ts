@@ -4,14 +4,16 @@ import { describeError, SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
 import { parsePeerReport } from '../peer-list/parse';
 import { PEER_LIST_LIMITS, type PeerReport } from '../peer-list/peer-list';
-import { formatPeerListText, serializePeerReport } from '../peer-list/serialize';
+import { formatPeerListText, serializePeerList, serializePeerReport } from '../peer-list/serialize';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 import type { WireGuardDriver } from '../wireguard/driver';
 import { guardConnections, type ConnectionLimits, type ConnectionSource } from './connection-guard';
 import { SharedDeviceView } from './device-view';
 import { scopePeerList, settleChanges } from './list-scope';
+import { mayLink, nameOf, type Policy } from './policy';
 import { PunchRequestBook } from './punch-requests';
+import { keepRelayFirewall, type RelayFirewallPort } from './relay-firewall';
 import { RateLimitedLog } from './rate-limited-log';
 import { buildPeerList, identifyAsker } from './peer-list-view';
 import { PeerListEncoder } from './peer-list-encoder';
@@ -31,15 +33,22 @@ export interface FangServerOptions {
   readonly watchIntervalMs?: number;
   /** Connections held per peer and in all; see connection-guard.ts. */
   readonly connectionLimits?: ConnectionLimits;
+  /** Who may learn whose endpoint; undefined: every peer learns every other. */
+  readonly policy?: Policy;
+  /** Limits relaying to the pairs the policy links (iptables on the real fang); none: relaying is not limited. */
+  readonly relayFirewall?: RelayFirewallPort;
   /** Called with every answer's path and HTTP status (metrics). */
   readonly onReply?: (path: string, status: number) => void;
   /** More GET routes, answered only to peers like the peer list (the mesh page): path → body. */
   readonly peerRoutes?: ReadonlyMap<string, (context: PeerRouteContext) => { body: string; type: string }>;
 }
 
+/** What a peer-only route may show: the interface, the reports, who asks, and the policy in force (it must not show more than the policy lets the asker learn). */
 export interface PeerRouteContext {
   readonly device: DeviceState;
   readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
+  readonly asker: WireGuardKey;
+  readonly policy: Policy | undefined;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -54,6 +63,8 @@ export interface FangServer {
   readonly watch: PeerWatch;
   /** The latest report of each peer. */
   readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
+  /** Puts a new policy in force: waiting clients are woken and every client gets a full list next. */
+  setPolicy(policy: Policy | undefined): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -105,6 +116,10 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
   // Lines a stranger or a misbehaving peer can cause are rate-limited.
   const refusals = new RateLimitedLog(logger);
   const nowSeconds = () => Math.floor(Date.now() / 1000);
+  let policy = options.policy;
+  /** Deltas from before this revision are not given: the policy changed what each peer may see. */
+  let policyEpoch = 0;
+  const named = (key: WireGuardKey) => ({ peer: key, name: nameOf(policy, key) });
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     // Listen for the hang-up before the first await: a 'close' during the interface read would be missed.
@@ -155,7 +170,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
     }
     if (extra) {
-      const page = extra({ device: current.device, reports });
+      const page = extra({ device: current.device, reports, asker: asker.publicKey, policy });
       return reply(200, page.body, page.type);
     }
     const holding = waitingBy.get(asker.publicKey) ?? 0;
@@ -181,12 +196,16 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       asker = identifyAsker(current.device, unmapIpv4(source!)) ?? asker;
     }
     // The text form has no way to say "removed": it is always the whole list (`since` only lets it wait).
-    const raw = since === undefined || path === '/v1/peers.txt' ? undefined : watch.changesSince(since);
+    const raw = since === undefined || since < policyEpoch || path === '/v1/peers.txt' ? undefined : watch.changesSince(since);
     const changes = raw && settleChanges(raw, current.device);
     const delta = changes && since !== undefined ? { since, ...changes } : undefined;
-    logger.debug('request-served', { peer: asker.publicKey, source: formatIp(unmapIpv4(source!)), path, delta: delta !== undefined });
-    if (path === '/v1/peers.txt') {
-      return reply(200, formatPeerListText(scopePeerList(buildPeerList(current.device, asker, current.revision, undefined, reports), () => true, nowSeconds())));
+    logger.debug('request-served', { ...named(asker.publicKey), source: formatIp(unmapIpv4(source!)), path, delta: delta !== undefined });
+    if (path === '/v1/peers.txt' || policy) {
+      // Under a policy each asker sees its own set of peers: built for it alone (policy.ts, list-scope.ts).
+      const askerKey = asker.publicKey;
+      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), (key) => mayLink(policy, askerKey, key), nowSeconds(), (key) => nameOf(policy, key));
+      if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
+      return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
     }
     // The same document as serializePeerList(scopePeerList(buildPeerList(...))), encoded once per revision and shared.
     return reply(200, encoder.encode(current.device, asker, current.revision, delta, reports, nowSeconds()), 'application/json');
@@ -241,7 +260,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     try {
       report = parsePeerReport(JSON.parse(text));
     } catch (error) {
-      refusals.warn('report-refused', { peer: asker.publicKey, reason: describeError(error) });
+      refusals.warn('report-refused', { ...named(asker.publicKey), reason: describeError(error) });
       return reply(400, `${error instanceof Error ? error.message : String(error)}\n`);
     }
     const before = reports.get(asker.publicKey);
@@ -261,7 +280,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       punchBook.forget(key);
     }
     if (!before || JSON.stringify(serializePeerReport(before)) !== JSON.stringify(serializePeerReport(report))) {
-      logger.debug('report-received', { peer: asker.publicKey, candidates: report.candidates.length, seen: report.seen.length });
+      logger.debug('report-received', { ...named(asker.publicKey), candidates: report.candidates.length, seen: report.seen.length });
       touchSoon(asker.publicKey, [asker.publicKey, ...report.seen.map((s) => s.publicKey), ...(before?.seen.map((s) => s.publicKey) ?? [])]);
     }
     return reply(204, '');
@@ -278,7 +297,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       peer = identifyAsker(known.device, source);
     }
     const peers = known!.device.peers.length;
-    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers } : { kind: 'not-a-peer', peers };
+    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) } : { kind: 'not-a-peer', peers };
   };
 
   const server: Server = createServer((request, response) => {
@@ -314,6 +333,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     });
     server.listen({ host, port: options.port, exclusive: true }, () => resolve());
   });
+  const relay = options.relayFirewall && keepRelayFirewall(options.relayFirewall, () => policy, async () => (await watch.refresh()).device, logger);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   logger.info('server-listening', { interface: driver.interfaceName, listen: host, port });
@@ -323,13 +343,22 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     view,
     watch,
     reports,
-    close: () =>
-      new Promise<void>((resolve) => {
+    setPolicy: async (next) => {
+      policy = next;
+      await relay?.sync();
+      const { device } = await watch.refresh();
+      watch.touch(device.peers.map((peer) => peer.publicKey));
+      policyEpoch = watch.revision;
+    },
+    close: async () => {
+      await relay?.stop();
+      await new Promise<void>((resolve) => {
         watch.close();
         refusals.close();
         for (const pending of pendingTouch.values()) clearTimeout(pending.timer);
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }

@@ -103,7 +103,7 @@ export function parsePeerList(body: unknown): ParsedPeerList {
     list: {
       version: PEER_LIST_VERSION,
       fang: { publicKey: body.fang.publicKey },
-      you: { publicKey: body.you.publicKey, endpoint: youEndpoint, ...(youSeenBy ? { seenBy: youSeenBy } : {}) },
+      you: { publicKey: body.you.publicKey, endpoint: youEndpoint, ...nameField(body.you.name), ...(youSeenBy ? { seenBy: youSeenBy } : {}) },
       peers,
       ...(revision !== undefined ? { revision } : {}),
       ...(since !== undefined ? { since } : {}),
@@ -111,6 +111,17 @@ export function parsePeerList(body: unknown): ParsedPeerList {
     },
     rejected,
   };
+}
+
+const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+
+/**
+ * A friendly name from the fang's policy: shown in `status` and logs, so only
+ * 1 to 32 letters, digits, ".", "_", "-"; anything else (control characters,
+ * escapes) is left out rather than refusing the entry over a label.
+ */
+function nameField(value: unknown): { name?: string } {
+  return typeof value === 'string' && PEER_NAME.test(value) ? { name: value } : {};
 }
 
 function parseRevision(value: unknown, path: string): number | undefined {
@@ -147,7 +158,7 @@ function parseEntry(item: unknown, path: string): PeerListEntry | RejectedEntry 
   }
   const extras = parseExtras(item);
   if (typeof extras === 'string') return reject(...fieldError(extras));
-  return { publicKey, endpoint, allowedIps, latestHandshake, ...extras };
+  return { publicKey, ...nameField(item.name), endpoint, allowedIps, latestHandshake, ...extras };
 }
 
 function parsePort(value: unknown): number | undefined {

@@ -13,6 +13,8 @@ export interface PeerList {
   readonly you: {
     readonly publicKey: WireGuardKey;
     readonly endpoint: Endpoint | null;
+    /** The asker's friendly name in the fang's policy file; absent when it names none. */
+    readonly name?: string;
     /** Where other peers see the asker on their direct paths, as they reported it. */
     readonly seenBy?: readonly { readonly publicKey: WireGuardKey; readonly endpoint: Endpoint }[];
   };
@@ -31,6 +33,8 @@ export interface PeerList {
 
 export interface PeerListEntry {
   readonly publicKey: WireGuardKey;
+  /** The peer's friendly name in the fang's policy file; absent when it names none. */
+  readonly name?: string;
   /** Where the fang last heard from the peer; null when it never has. */
   readonly endpoint: Endpoint | null;
   readonly allowedIps: readonly IpPrefix[];

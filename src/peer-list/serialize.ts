@@ -9,6 +9,7 @@ export function serializePeerList(list: PeerList): unknown {
     you: {
       publicKey: list.you.publicKey,
       endpoint: list.you.endpoint && formatEndpoint(list.you.endpoint),
+      ...(list.you.name !== undefined ? { name: list.you.name } : {}),
       ...(list.you.seenBy ? { seenBy: list.you.seenBy.map((s) => ({ publicKey: s.publicKey, endpoint: formatEndpoint(s.endpoint) })) } : {}),
     },
     peers: list.peers.map(serializePeerListEntry),
@@ -22,6 +23,7 @@ export function serializePeerList(list: PeerList): unknown {
 export function serializePeerListEntry(peer: PeerListEntry): unknown {
   return {
     publicKey: peer.publicKey,
+    ...(peer.name !== undefined ? { name: peer.name } : {}),
     endpoint: peer.endpoint && formatEndpoint(peer.endpoint),
     allowedIps: peer.allowedIps.map(formatPrefix),
     latestHandshake: peer.latestHandshake,

@@ -97,7 +97,44 @@ export type PeerDecision =
       /** It routes nothing and has a keepalive: turning that off and on starts the handshake. */
       readonly kickKeepalive?: number;
     }
-  | { readonly kind: 'relay'; readonly publicKey: WireGuardKey; readonly endpoint: Endpoint; readonly triedSeconds: number; readonly previous: Endpoint | null }
+  /**
+   * A peer that never had a handshake, re-created with exactly its
+   * configuration and the new endpoint in one batch: WireGuard already tried
+   * it (at interface-up, with no endpoint) and would wait 5 s to try again; a
+   * new peer tries at once. It has no session, so nothing is lost.
+   */
+  | {
+      readonly kind: 'rebuild';
+      readonly publicKey: WireGuardKey;
+      readonly endpoint: Endpoint;
+      readonly previous: Endpoint | null;
+      readonly via: Via;
+      /** Its allowed IPs, as they are. */
+      readonly allowedIps: readonly IpPrefix[];
+      /** Its keepalive, or the policy's when it had none. */
+      readonly keepalive: number;
+      /** Whether it has a preshared key, which the new peer keeps. */
+      readonly presharedKey: boolean;
+      readonly probeAddress: IpAddress | null;
+    }
+  /**
+   * Its traffic goes through the fang from now on. A peer this client added
+   * just loses its allowed IPs (the fang lists them, to give back). A peer the
+   * user configured keeps `original` (what it routed) for the way back: with
+   * `viaFang` false its allowed IPs are taken off (they lie inside the fang
+   * peer's range, S2); with `viaFang` true they are moved onto the fang peer
+   * (the fang peer routes only its own address, S3).
+   */
+  | {
+      readonly kind: 'relay';
+      readonly publicKey: WireGuardKey;
+      readonly endpoint: Endpoint;
+      readonly triedSeconds: number;
+      readonly previous: Endpoint | null;
+      readonly origin: 'ours' | 'users';
+      readonly original: readonly IpPrefix[];
+      readonly viaFang: boolean;
+    }
   | {
       readonly kind: 'direct-again';
       readonly publicKey: WireGuardKey;
@@ -106,6 +143,8 @@ export type PeerDecision =
       readonly handshakeSecondsAgo: number;
       readonly endpoint: Endpoint;
       readonly previous: Endpoint | null;
+      /** True when `allowedIps` are the user's own, kept while it was relayed (not the fang's list). */
+      readonly restored: boolean;
     }
   | { readonly kind: 'remove'; readonly publicKey: WireGuardKey; readonly previous: Endpoint | null };
 
@@ -190,10 +229,14 @@ export function explain(decision: PeerDecision): string {
       return `new peer listed by the fang${viaText(decision.via)}${decision.relayFirst ? `; relayed through the fang until a direct handshake (allowed IPs ${decision.allowedIps.map(formatPrefix).join(',')})` : ''}`;
     case 'repoint':
       return explainRepoint(decision);
+    case 'rebuild':
+      return `no handshake yet${viaText(decision.via)}; re-created with its own configuration so WireGuard tries it at once (it tried ${decision.previous ? `${formatEndpoint(decision.previous)}` : 'with no endpoint'} already and would wait 5 s)`;
     case 'relay':
-      return `no direct handshake within ${decision.triedSeconds}s of punching ${formatEndpoint(decision.endpoint)}; relaying through the fang`;
+      return `no direct handshake within ${decision.triedSeconds}s of punching ${formatEndpoint(decision.endpoint)}; relaying through the fang${
+        decision.origin === 'users' ? ` (its allowed IPs ${decision.original.map(formatPrefix).join(',')} ${decision.viaFang ? 'move to the fang peer' : 'are taken off'} until a direct handshake; the originals are kept in the state file)` : ''
+      }`;
     case 'direct-again':
-      return `direct handshake ${decision.handshakeSecondsAgo}s ago through ${formatEndpoint(decision.endpoint)}; leaving the relay`;
+      return `direct handshake ${decision.handshakeSecondsAgo}s ago through ${formatEndpoint(decision.endpoint)}; leaving the relay${decision.restored ? ' (its own allowed IPs restored)' : ''}`;
     case 'remove':
       return 'the fang no longer lists it, and this client added it';
   }

@@ -1,4 +1,4 @@
-import { endpointEquals, firstHost, formatPrefix, type Endpoint, type IpAddress, type IpPrefix } from '../ip/address';
+import { endpointEquals, firstHost, formatPrefix, parsePrefix, prefixContainsIp, prefixCovers, unmapIpv4, type Endpoint, type IpAddress, type IpPrefix } from '../ip/address';
 import type { PeerList, PeerListEntry } from '../peer-list/peer-list';
 import { chooseEndpoint } from './candidates';
 import { RouteClaims, strictlyInside } from './claims';
@@ -31,11 +31,14 @@ export interface Policy {
 
 /**
  * `add-peer`: a new peer; `set-endpoint`: an existing peer re-pointed;
+ * `rebuild-peer`: a never-handshaken peer re-created with its configuration and a new endpoint;
  * `relay`: its allowed IPs taken off so the fang carries its traffic;
  * `direct-again`: its allowed IPs given back after a direct handshake;
- * `remove-peer`: a peer this client added that the fang no longer lists.
+ * `remove-peer`: a peer this client added that the fang no longer lists;
+ * `fang-routes`: the fang peer routes, besides its own allowed IPs, those of
+ * the user's peers relayed through it (a fang peer that routes only its own address).
  */
-export type ChangeKind = 'add-peer' | 'set-endpoint' | 'relay' | 'direct-again' | 'remove-peer';
+export type ChangeKind = 'add-peer' | 'set-endpoint' | 'rebuild-peer' | 'relay' | 'direct-again' | 'remove-peer' | 'fang-routes';
 
 /** One change of the plan, with what it was before and why, for the log line. */
 export interface PlannedChange extends PeerChange {
@@ -53,7 +56,7 @@ export interface PlannedChange extends PeerChange {
   readonly kickKeepalive?: number;
   /** Allowed IPs the fang listed for a new peer that were refused, with why. */
   readonly refusedAllowedIps: readonly { readonly prefix: string; readonly reason: string }[];
-  /** The decision this change carries out. */
+  /** The decision this change carries out; for `fang-routes`, the relay that moved prefixes onto the fang peer (the last one). */
   readonly decision: PeerDecision;
 }
 
@@ -99,6 +102,18 @@ export interface PlanObservations {
    * list (a full one) no longer names them. Undefined removes nothing.
    */
   readonly addedByUs?: ReadonlySet<WireGuardKey>;
+  /**
+   * Peers the user configured that this client relays, with what they routed
+   * before (`allowedIps`) and whether those were moved onto the fang peer
+   * (`viaFang`) rather than just taken off: restored exactly on the way back.
+   */
+  readonly changed?: ReadonlyMap<WireGuardKey, ChangedPeer>;
+}
+
+/** What a relayed peer of the user's routed before this client changed it. */
+export interface ChangedPeer {
+  readonly allowedIps: readonly IpPrefix[];
+  readonly viaFang: boolean;
 }
 
 /** Unix seconds of the latest sign of life: a handshake or, when known, received bytes. */
@@ -134,14 +149,19 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
   const target = chooseEndpoint(entry, ctx.you, policy.localNetworks ?? []);
   if (target.via === 'wait') return { kind: 'keep', publicKey, why: { code: 'same-nat-waiting' } };
   if (target.endpoint === null) return { kind: 'keep', publicKey, why: { code: 'no-endpoint-at-fang' } };
+  const unusable = whyEndpointUnusable(target.endpoint, claims.fangRange, policy.localNetworks ?? []);
+  if (unusable) return { kind: 'refuse', publicKey, why: { code: 'endpoint-not-public', endpoint: target.endpoint, range: unusable } };
   const via = target.via;
   if (!local) return decideNew(entry, target.endpoint, via, ctx);
 
-  // A peer routing anything outside the overlay (a site, a LAN) is the user's own business.
-  const outside = local.allowedIps.find((prefix) => !strictlyInside(prefix, claims.fangRange));
+  const { activity, silent, listedBefore, relayedSince, addedByUs } = ctx.observations;
+  // undefined addedByUs: every peer counts as ours (tests, and callers that do not track origins).
+  const users = addedByUs !== undefined && !addedByUs.has(publicKey);
+  // A peer routing anything outside the overlay (a site, a LAN) is the user's own business. A peer
+  // of the user's may route what the fang routes to it (a fang peer that routes only its own address, S3).
+  const outside = local.allowedIps.find((prefix) => !strictlyInside(prefix, claims.fangRange) && !(users && routedByFangTo(prefix, entry, ctx)));
   if (outside) return { kind: 'keep', publicKey, why: { code: 'routes-outside', prefix: outside } };
 
-  const { activity, silent, listedBefore, relayedSince, addedByUs } = ctx.observations;
   // A peer that routes nothing is relayed only when this client did it (it added it, or relays it);
   // one the user configured that way is the user's (undefined addedByUs: every peer counts as ours).
   const relayedByUs = relayedSince?.has(publicKey) || addedByUs === undefined || addedByUs.has(publicKey);
@@ -171,6 +191,19 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
     if (heard > 0 && age <= policy.flowingWithinSeconds && !unanswered) {
       return { kind: 'contest', publicKey, heardSecondsAgo: age, endpoint: local.endpoint, moved, probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null };
     }
+    if (heard === 0 && local.latestHandshake === 0 && !moved && !unanswered) {
+      return {
+        kind: 'rebuild',
+        publicKey,
+        endpoint: target.endpoint,
+        previous: local.endpoint,
+        via,
+        allowedIps: local.allowedIps,
+        keepalive: local.persistentKeepalive ?? policy.keepaliveSeconds,
+        presharedKey: local.hasPresharedKey,
+        probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
+      };
+    }
     return {
       kind: 'repoint',
       publicKey,
@@ -190,28 +223,72 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
   const endpoint = local.endpoint ?? target.endpoint;
   if (relayed) {
     if (!directSinceRelay) return { kind: 'keep', publicKey, why: { code: 'relayed', forSeconds: nowSeconds - relayStart, endpoint: target.endpoint } };
+    const handshakeSecondsAgo = Math.max(0, nowSeconds - local.latestHandshake);
+    // The user's own allowed IPs come back exactly as they were, whatever the fang lists.
+    const original = ctx.observations.changed?.get(publicKey);
+    if (original) return { kind: 'direct-again', publicKey, allowedIps: original.allowedIps, refused: [], handshakeSecondsAgo, endpoint, previous: local.endpoint, restored: true };
     const { accepted, refused } = claims.accept(entry.allowedIps, publicKey);
     if (accepted.length === 0) return { kind: 'refuse', publicKey, why: { code: 'relayed-allowed-ips-taken', refused } };
-    return { kind: 'direct-again', publicKey, allowedIps: accepted, refused, handshakeSecondsAgo: Math.max(0, nowSeconds - local.latestHandshake), endpoint, previous: local.endpoint };
+    return { kind: 'direct-again', publicKey, allowedIps: accepted, refused, handshakeSecondsAgo, endpoint, previous: local.endpoint, restored: false };
   }
   if (dueForRelay(local, entry, ctx)) {
-    return { kind: 'relay', publicKey, endpoint: target.endpoint, triedSeconds: nowSeconds - ctx.observations.tryingSince!.get(publicKey)!, previous: local.endpoint };
+    return {
+      kind: 'relay',
+      publicKey,
+      endpoint: target.endpoint,
+      triedSeconds: nowSeconds - ctx.observations.tryingSince!.get(publicKey)!,
+      previous: local.endpoint,
+      origin: users ? 'users' : 'ours',
+      original: local.allowedIps,
+      viaFang: users && !local.allowedIps.every((prefix) => strictlyInside(prefix, claims.fangRange)),
+    };
   }
   return { kind: 'keep', publicKey, why: { code: 'in-place' } };
 }
 
+const LINK_LOCAL = [parsePrefix('169.254.0.0/16')!, parsePrefix('fe80::/10')!];
+
+/**
+ * Why WireGuard must not send to `endpoint`: it lies inside the overlay (the
+ * fang peer's range, unless that is a default route or a network we are on:
+ * the packets would enter the tunnel they carry), or in a link-local range (no such place beyond this
+ * link); undefined when it may.
+ */
+function whyEndpointUnusable(endpoint: Endpoint, fangRange: readonly IpPrefix[], localNetworks: readonly IpPrefix[]): 'overlay' | 'link-local' | undefined {
+  const address = unmapIpv4(endpoint.address);
+  if (LINK_LOCAL.some((range) => prefixContainsIp(range, address))) return 'link-local';
+  // A network we are on is reached over it, even when the overlay range is wider.
+  if (localNetworks.some((network) => prefixContainsIp(network, address))) return undefined;
+  if (fangRange.some((range) => range.length > 0 && prefixContainsIp(range, address))) return 'overlay';
+  return undefined;
+}
+
+/**
+ * Whether a prefix one of the user's peers routes is one the fang routes to
+ * that same peer (it lists it for it), so the fang can carry its traffic: then
+ * the peer is part of the overlay, though the fang peer's own allowed IPs do
+ * not cover it. A listed prefix holding the server's or our own address proves nothing.
+ */
+function routedByFangTo(prefix: IpPrefix, entry: PeerListEntry, ctx: PlanContext): boolean {
+  return entry.allowedIps.some(
+    (listed) =>
+      prefixCovers(listed, prefix) &&
+      !prefixContainsIp(listed, ctx.policy.serverAddress) &&
+      !(ctx.policy.ownAddresses ?? []).some((own) => prefixContainsIp(listed, own)),
+  );
+}
+
 /**
  * Whether a routed peer has been punched for `relayAfterSeconds` without a
- * direct handshake. Only what the fang routes to the peer can be relayed, and
- * only what it lists can be given back; only a peer this client added is
- * relayed: taking allowed IPs off one the user configured could not be undone exactly.
+ * direct handshake. Only a peer the fang routes (it lists allowed IPs for it)
+ * can be relayed. A peer this client added gets the fang's list back; one the
+ * user configured gets its own allowed IPs back, which the caller keeps
+ * (`changed`, saved in the state file) while it is relayed.
  */
 function dueForRelay(local: PeerState, entry: PeerListEntry, ctx: PlanContext): boolean {
   const { policy, observations, nowSeconds } = ctx;
   const trying = observations.tryingSince?.get(local.publicKey);
-  const ours = observations.addedByUs === undefined || observations.addedByUs.has(local.publicKey);
   return (
-    ours &&
     policy.relayAfterSeconds !== undefined &&
     trying !== undefined &&
     local.allowedIps.length > 0 &&
@@ -282,6 +359,19 @@ export function changeFor(decision: PeerDecision): PlannedChange | undefined {
         ...(decision.kickKeepalive !== undefined ? { kickKeepalive: decision.kickKeepalive } : {}),
         refusedAllowedIps: [],
       };
+    case 'rebuild':
+      return {
+        ...common,
+        kind: 'rebuild-peer',
+        recreate: true,
+        ...(decision.presharedKey ? { keepPresharedKey: true as const } : {}),
+        endpoint: decision.endpoint,
+        allowedIps: decision.allowedIps,
+        persistentKeepalive: decision.keepalive,
+        previousEndpoint: decision.previous,
+        probeAddress: decision.probeAddress,
+        refusedAllowedIps: [],
+      };
     case 'relay':
       return { ...common, kind: 'relay', allowedIps: [], previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
     case 'direct-again':
@@ -302,10 +392,15 @@ export function changeFor(decision: PeerDecision): PlannedChange | undefined {
  */
 export function planPeerChanges(current: DeviceState, list: PeerList, policy: Policy, now: Date, observations: PlanObservations = {}): Plan {
   const localPeers = new Map(current.peers.map((peer) => [peer.publicKey, peer]));
-  const fangRange = localPeers.get(policy.fangPublicKey)?.allowedIps ?? [];
+  // The fang peer's own range: without what relayed peers of the user's moved onto it.
+  const moved = [...(observations.changed?.entries() ?? [])].filter(([, c]) => c.viaFang).flatMap(([owner, c]) => c.allowedIps.map((prefix) => ({ owner, prefix })));
+  const fangNow = localPeers.get(policy.fangPublicKey)?.allowedIps ?? [];
+  const fangRange = fangNow.filter((prefix) => !moved.some((m) => samePrefix(m.prefix, prefix)));
   const claims = new RouteClaims(fangRange, policy.serverAddress, policy.ownAddresses ?? []);
   // Prefixes routed to peers other than the fang: a new peer may not take any of them.
   for (const peer of current.peers) if (peer.publicKey !== policy.fangPublicKey) claims.claim(peer.allowedIps, peer.publicKey);
+  // A relayed peer of the user's keeps what it routed before, wherever that is now.
+  for (const [owner, c] of observations.changed ?? []) if (localPeers.has(owner)) claims.claim(c.allowedIps, owner);
   // A relayed peer routes nothing here, yet what the fang lists for it stays its own,
   // as it was when it was added: no other peer may take it while it is relayed.
   for (const entry of list.peers) {
@@ -332,6 +427,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
 
   const changes: PlannedChange[] = [];
   const skipped: SkippedPeer[] = [];
+  const ontoFang = decisions.filter((d): d is Extract<PeerDecision, { kind: 'relay' }> => d.kind === 'relay' && d.viaFang);
   const contested: { publicKey: WireGuardKey; probeAddress: IpAddress }[] = [];
   for (const decision of decisions) {
     const change = changeFor(decision);
@@ -344,5 +440,23 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       skipped.push({ publicKey: decision.publicKey, reason: explain(decision), severity: 'kept', decision });
     }
   }
+  // One change for the fang peer however many peers move onto it: `wg set` replaces its whole list.
+  if (ontoFang.length > 0) {
+    const extra = ontoFang.flatMap((d) => d.original).filter((prefix) => !fangNow.some((own) => samePrefix(own, prefix)));
+    changes.push({
+      kind: 'fang-routes',
+      publicKey: policy.fangPublicKey,
+      allowedIps: [...fangNow, ...extra],
+      previousEndpoint: null,
+      probeAddress: null,
+      reason: `the fang peer carries ${extra.map(formatPrefix).join(',')} while ${ontoFang.length === 1 ? 'that peer is' : 'those peers are'} relayed (its own allowed IPs stay)`,
+      refusedAllowedIps: [],
+      decision: ontoFang[ontoFang.length - 1]!,
+    });
+  }
   return { changes, skipped, contested, decisions };
+}
+
+function samePrefix(a: IpPrefix, b: IpPrefix): boolean {
+  return a.length === b.length && a.address.family === b.address.family && a.address.value === b.address.value;
 }

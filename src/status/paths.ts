@@ -18,6 +18,10 @@ export interface PathContext {
   readonly list?: PeerList;
   /** Unix seconds since when the running client has relayed each peer. */
   readonly relayedSince?: ReadonlyMap<WireGuardKey, number>;
+  /** Peers of the user's the client relays: the allowed IPs it changed (as text) and where they went. */
+  readonly changed?: ReadonlyMap<WireGuardKey, { readonly allowedIps: readonly string[]; readonly viaFang: boolean; readonly since: number }>;
+  /** Listed peers the client leaves alone, with why. */
+  readonly unmanaged?: ReadonlyMap<WireGuardKey, string>;
 }
 
 export interface PeerPath {
@@ -62,6 +66,12 @@ export function guessFangPeer(device: DeviceState): WireGuardKey | undefined {
 }
 
 export function describePath(peer: PeerState, fangKey: WireGuardKey | undefined, nowSeconds: number, context: PathContext = {}, listenPort = 0): PeerPath {
+  const path = describeLink(peer, fangKey, nowSeconds, context, listenPort);
+  const unmanaged = context.unmanaged?.get(peer.publicKey);
+  return unmanaged ? { ...path, reason: `${path.reason}; not managed by Snakebite: ${unmanaged}` } : path;
+}
+
+function describeLink(peer: PeerState, fangKey: WireGuardKey | undefined, nowSeconds: number, context: PathContext, listenPort: number): PeerPath {
   const age = peer.latestHandshake === 0 ? null : Math.max(0, nowSeconds - peer.latestHandshake);
   const base = {
     publicKey: peer.publicKey,
@@ -84,7 +94,11 @@ export function describePath(peer: PeerState, fangKey: WireGuardKey | undefined,
     const state = live && since !== undefined && peer.latestHandshake >= since
       ? `direct handshake ${age}s ago through ${formatEndpoint(peer.endpoint)}: leaving the relay`
       : `no direct handshake through ${formatEndpoint(peer.endpoint)}${why}`;
-    return { ...base, path: 'relayed', reason: `relayed via the fang${how}, ${state}` };
+    const changed = context.changed?.get(peer.publicKey);
+    const what = changed
+      ? `; its allowed IPs ${changed.allowedIps.join(',')} ${changed.viaFang ? 'moved onto the fang peer' : 'taken off'} ${Math.max(0, nowSeconds - changed.since)}s ago (kept in the state file, restored when the direct path works)`
+      : '';
+    return { ...base, path: 'relayed', reason: `relayed via the fang${how}, ${state}${what}` };
   }
   if (!live) {
     const when = age === null ? 'never had a handshake' : `no handshake for ${age}s`;

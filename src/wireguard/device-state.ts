@@ -43,4 +43,12 @@ export interface PeerChange {
   readonly persistentKeepalive?: number;
   /** Removes the peer; no other field may be set with it. */
   readonly remove?: true;
+  /**
+   * Removes the peer and creates it again, in the same batch, with the fields
+   * given: a new peer has no "handshake sent less than 5 s ago" on record, so
+   * WireGuard sends one at once. Only for a peer that never had a session.
+   */
+  readonly recreate?: true;
+  /** With `recreate`: the new peer gets the old one's preshared key (the driver reads it; it never reaches a command line or a log). */
+  readonly keepPresharedKey?: true;
 }

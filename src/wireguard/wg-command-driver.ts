@@ -4,6 +4,7 @@ import { SnakebiteError } from '../errors';
 import type { DeviceState, PeerChange } from './device-state';
 import { DumpParser } from './dump-parser';
 import type { WireGuardDriver } from './driver';
+import { parsePresharedKeys, withKeyFiles } from './preshared-keys';
 
 export interface CommandResult {
   readonly stdout: string;
@@ -39,14 +40,23 @@ export const runCommand: CommandRunner = (file, args, input) =>
  */
 export const WG_SET_ARGUMENT_BUDGET = 256 * 1024;
 
-/** The `wg set` arguments that apply all of `changes` in one call. */
-export function wgSetArguments(interfaceName: string, changes: readonly PeerChange[]): string[] {
+/**
+ * The `wg set` arguments that apply all of `changes` in one call.
+ * `presharedKeyFiles` names, for recreated peers that keep their preshared
+ * key, the file `wg` reads it from.
+ */
+export function wgSetArguments(interfaceName: string, changes: readonly PeerChange[], presharedKeyFiles: ReadonlyMap<string, string> = new Map()): string[] {
   const args = ['set', interfaceName];
   for (const change of changes) {
     args.push('peer', change.publicKey);
     if (change.remove) {
       args.push('remove');
       continue;
+    }
+    if (change.recreate) {
+      args.push('remove', 'peer', change.publicKey);
+      const file = change.keepPresharedKey ? presharedKeyFiles.get(change.publicKey) : undefined;
+      if (file) args.push('preshared-key', file);
     }
     if (change.endpoint) args.push('endpoint', formatEndpoint(change.endpoint));
     if (change.persistentKeepalive !== undefined) args.push('persistent-keepalive', String(change.persistentKeepalive));
@@ -91,27 +101,28 @@ export function addconfText(changes: readonly PeerChange[]): string {
  */
 export type WgInvocation = { readonly args: readonly string[]; readonly input?: string };
 
-export function wgInvocations(interfaceName: string, changes: readonly PeerChange[], budget = WG_SET_ARGUMENT_BUDGET): WgInvocation[] {
+export function wgInvocations(interfaceName: string, changes: readonly PeerChange[], budget = WG_SET_ARGUMENT_BUDGET, presharedKeyFiles: ReadonlyMap<string, string> = new Map()): WgInvocation[] {
   if (changes.length === 0) return [];
-  const all = wgSetArguments(interfaceName, changes);
+  const all = wgSetArguments(interfaceName, changes, presharedKeyFiles);
   if (argumentBytes(all) <= budget) return [{ args: all }];
   const invocations: WgInvocation[] = [];
-  const viaConfig = changes.filter((change) => !change.remove && change.allowedIps !== undefined);
+  // A re-created peer needs its removal in the same command: it stays with `wg set`.
+  const viaConfig = changes.filter((change) => !change.remove && !change.recreate && change.allowedIps !== undefined);
   if (viaConfig.length > 0) invocations.push({ args: ['addconf', interfaceName, '/dev/stdin'], input: addconfText(viaConfig) });
   let batch: PeerChange[] = [];
   let bytes = argumentBytes(['set', interfaceName]);
   for (const change of changes) {
-    if (!change.remove && change.allowedIps !== undefined) continue;
-    const size = argumentBytes(wgSetArguments(interfaceName, [change])) - argumentBytes(['set', interfaceName]);
+    if (!change.remove && !change.recreate && change.allowedIps !== undefined) continue;
+    const size = argumentBytes(wgSetArguments(interfaceName, [change], presharedKeyFiles)) - argumentBytes(['set', interfaceName]);
     if (batch.length > 0 && bytes + size > budget) {
-      invocations.push({ args: wgSetArguments(interfaceName, batch) });
+      invocations.push({ args: wgSetArguments(interfaceName, batch, presharedKeyFiles) });
       batch = [];
       bytes = argumentBytes(['set', interfaceName]);
     }
     batch.push(change);
     bytes += size;
   }
-  if (batch.length > 0) invocations.push({ args: wgSetArguments(interfaceName, batch) });
+  if (batch.length > 0) invocations.push({ args: wgSetArguments(interfaceName, batch, presharedKeyFiles) });
   return invocations;
 }
 
@@ -161,12 +172,30 @@ export class WgCommandDriver implements WireGuardDriver {
   }
 
   async applyPeerChanges(changes: readonly PeerChange[]): Promise<void> {
-    for (const { args, input } of wgInvocations(this.interfaceName, changes)) {
-      try {
-        await (input === undefined ? this.run(this.wgPath, args) : this.run(this.wgPath, args, input));
-      } catch (error) {
-        throw explainWgFailure(this.interfaceName, args, error);
+    if (changes.length === 0) return;
+    const keep = changes.filter((c) => c.recreate && c.keepPresharedKey).map((c) => c.publicKey);
+    const secrets = keep.length > 0 ? await this.presharedKeys() : new Map<string, string>();
+    const wanted = new Map([...secrets].filter(([peer]) => keep.includes(peer)));
+    await withKeyFiles(wanted, async (files) => {
+      for (const { args, input } of wgInvocations(this.interfaceName, changes, WG_SET_ARGUMENT_BUDGET, files)) {
+        try {
+          await (input === undefined ? this.run(this.wgPath, args) : this.run(this.wgPath, args, input));
+        } catch (error) {
+          throw explainWgFailure(this.interfaceName, args, error);
+        }
       }
+    });
+  }
+
+  /** The peers' preshared keys (secrets: only ever written to key files). */
+  private async presharedKeys(): Promise<Map<string, string>> {
+    const args = ['show', this.interfaceName, 'preshared-keys'];
+    try {
+      return parsePresharedKeys((await this.run(this.wgPath, args)).stdout);
+    } catch (error) {
+      // Whatever `wg` printed may hold secrets: keep it off the error.
+      if (error && typeof error === 'object') delete (error as { stdout?: unknown }).stdout;
+      throw explainWgFailure(this.interfaceName, args, error);
     }
   }
 }

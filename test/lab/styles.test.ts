@@ -18,13 +18,16 @@ interface Cell {
   readonly nat: NatCase;
   /** The peers come up with `PostUp = snakebite client --once` before the daemons start. */
   readonly postUp?: boolean;
+  /** Listed peers share preshared keys. */
+  readonly presharedKeys?: boolean;
 }
 
-const cell = (style: string, nat: string, postUp = false): Cell => ({ style: styleCase(style), nat: natCase(nat), postUp });
+const cell = (style: string, nat: string, extra: Pick<Cell, 'postUp' | 'presharedKeys'> = {}): Cell => ({ style: styleCase(style), nat: natCase(nat), ...extra });
 
 const REPRESENTATIVE: readonly Cell[] = [
   cell('S2', 'cone-cone'),
-  cell('S2', 'cone-cone', true),
+  cell('S2', 'cone-cone', { postUp: true }),
+  cell('S3', 'cone-cone', { presharedKeys: true }),
   cell('S2', 'cone-symmetric'),
   cell('S2', 'symmetric-symmetric'),
   cell('S3', 'cone-cone'),
@@ -46,10 +49,11 @@ function connectBound(nat: NatCase): number {
   return nat.natB === 'symmetric' || nat.natA === 'symmetric' ? 8_000 : BOUND.directMs;
 }
 
-for (const { style, nat, postUp } of CELLS) {
-  const name = `${style.name} ${nat.name}${postUp ? ' (PostUp --once first)' : ''}: every pair carries traffic within ${BOUND.trafficMs / 1000} s and settles on the promised path`;
+for (const { style, nat, postUp, presharedKeys } of CELLS) {
+  const variant = [postUp ? 'PostUp --once first' : '', presharedKeys ? 'preshared keys' : ''].filter(Boolean).join(', ');
+  const name = `${style.name} ${nat.name}${variant ? ` (${variant})` : ''}: every pair carries traffic within ${BOUND.trafficMs / 1000} s and settles on the promised path`;
   test(name, { skip, timeout: 90_000 }, async (t) => {
-    await withLab(t, { ...cellOptions(style, nat), ...(postUp ? { postUp } : {}) }, async (lab) => {
+    await withLab(t, { ...cellOptions(style, nat), ...(postUp ? { postUp } : {}), ...(presharedKeys ? { presharedKeys } : {}) }, async (lab) => {
       const results = await runCell(lab, { limitMs: BOUND.trafficMs, settleMs: BOUND.relaySettledMs });
       t.diagnostic(`${describeStyles(lab)}: ${JSON.stringify(results)}`);
       for (const r of results) {

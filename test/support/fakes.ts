@@ -92,9 +92,13 @@ export function applyToDevice(state: DeviceState, changes: readonly PeerChange[]
       peers = peers.filter((p) => p.publicKey !== change.publicKey);
       continue;
     }
+    const found = peers.find((p) => p.publicKey === change.publicKey);
+    if (change.recreate) peers = peers.filter((p) => p.publicKey !== change.publicKey);
     const index = peers.findIndex((p) => p.publicKey === change.publicKey);
     const before: PeerState =
-      index === -1
+      change.recreate
+        ? { publicKey: change.publicKey, hasPresharedKey: (change.keepPresharedKey && found?.hasPresharedKey) ?? false, endpoint: null, allowedIps: [], latestHandshake: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: null }
+        : index === -1
         ? { publicKey: change.publicKey, hasPresharedKey: false, endpoint: null, allowedIps: [], latestHandshake: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: null }
         : peers[index]!;
     const after: PeerState = {
@@ -139,6 +143,8 @@ export class FakeDriver implements WireGuardDriver {
         ...(c.allowedIps ? { allowedIps: c.allowedIps } : {}),
         ...(c.persistentKeepalive !== undefined ? { persistentKeepalive: c.persistentKeepalive } : {}),
         ...(c.remove ? { remove: true as const } : {}),
+        ...(c.recreate ? { recreate: true as const } : {}),
+        ...(c.keepPresharedKey ? { keepPresharedKey: true as const } : {}),
       })),
     );
     this.state = applyToDevice(this.state, changes);

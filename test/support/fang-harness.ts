@@ -7,6 +7,8 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import type { ConnectionLimits } from '../../src/fang/connection-guard';
+import type { Policy } from '../../src/fang/policy';
+import type { RelayFirewallPort } from '../../src/fang/relay-firewall';
 import { startFangServer, type FangServer } from '../../src/fang/server';
 import { silentLogger, type Logger } from '../../src/log/logger';
 import type { DeviceState, PeerChange } from '../../src/wireguard/device-state';
@@ -61,7 +63,7 @@ export function fangWith(peers: readonly PeerSpec[]): DeviceState {
 export async function startTestFang(
   t: TestContext,
   driver: WireGuardDriver,
-  options: { logger?: Logger; deviceMaxAgeMs?: number; watchIntervalMs?: number; connectionLimits?: ConnectionLimits; policyFile?: string } = {},
+  options: { logger?: Logger; deviceMaxAgeMs?: number; watchIntervalMs?: number; connectionLimits?: ConnectionLimits; policy?: Policy; relayFirewall?: RelayFirewallPort } = {},
 ): Promise<FangServer> {
   const server = await startFangServer({
     driver,
@@ -71,6 +73,8 @@ export async function startTestFang(
     ...(options.deviceMaxAgeMs !== undefined ? { deviceMaxAgeMs: options.deviceMaxAgeMs } : {}),
     ...(options.watchIntervalMs !== undefined ? { watchIntervalMs: options.watchIntervalMs } : {}),
     ...(options.connectionLimits ? { connectionLimits: options.connectionLimits } : {}),
+    ...(options.policy ? { policy: options.policy } : {}),
+    ...(options.relayFirewall ? { relayFirewall: options.relayFirewall } : {}),
   });
   t.after(() => server.close());
   return server;

@@ -286,3 +286,42 @@ test('PeerTracker forgets a peer it added once it is gone from the interface (re
   tracker.record(before(routed(A)), plan(), FANG, T);
   assert.deepEqual(tracker.addedPeers(), [A]);
 });
+
+describe("PeerTracker: the user's peers it relays (originals kept for the state file)", () => {
+  const relayDecision = (publicKey: WireGuardKey, viaFang: boolean): PlannedChange => ({
+    ...change('relay', publicKey, []),
+    decision: { kind: 'relay', publicKey, endpoint: { address: { family: 4, value: 0n }, port: 1 }, triedSeconds: 8, previous: null, origin: 'users', original: [prefix('10.10.10.10/32')], viaFang },
+  });
+  const original = (tracker: PeerTracker) => tracker.changedPeers().map((c) => ({ key: c.publicKey, since: c.since, allowedIps: c.allowedIps.map((p) => `${p.length}`), viaFang: c.viaFang }));
+
+  test('a relay of a user peer keeps its allowed IPs until direct-again', () => {
+    const tracker = new PeerTracker();
+    tracker.record(before(routed(A, { latestHandshake: 0 })), plan(relayDecision(A, true)), FANG, T);
+    assert.deepEqual(original(tracker), [{ key: A, since: T, allowedIps: ['32'], viaFang: true }]);
+    assert.deepEqual([...(tracker.observations().changed ?? new Map()).keys()], [A]);
+    tracker.record(before(relayedPeer(A, { latestHandshake: T + 3 })), plan(change('direct-again', A, ['10.10.10.10/32'])), FANG, T + 3);
+    assert.deepEqual(original(tracker), []);
+  });
+
+  test('after a restart: a peer the state says is relayed and that still routes nothing goes on relayed, with its originals and since', () => {
+    const tracker = new PeerTracker([], [{ publicKey: A, since: T - 100, allowedIps: [prefix('10.10.10.10/32')], viaFang: false }]);
+    assert.deepEqual(Object.fromEntries(tracker.relayedPeers()), { [A]: T - 100 }, 'known as relayed before the first read');
+    tracker.record(before(relayedPeer(A)), plan(), FANG, T);
+    assert.deepEqual(original(tracker), [{ key: A, since: T - 100, allowedIps: ['32'], viaFang: false }]);
+    assert.equal(tracker.get(A)?.origin, 'users');
+    assert.deepEqual(tracker.takeRepunches(T + 5), [A], 'and its direct path is retried');
+  });
+
+  test('after a restart: a peer routing again (wg-quick up restored it) has nothing left to undo', () => {
+    const tracker = new PeerTracker([], [{ publicKey: A, since: T - 100, allowedIps: [prefix('10.10.10.10/32')], viaFang: false }]);
+    tracker.record(before(routed(A)), plan(), FANG, T);
+    assert.deepEqual(original(tracker), []);
+    assert.equal(tracker.get(A)?.link.kind, 'direct');
+  });
+
+  test('after a restart: a peer gone from the interface is forgotten', () => {
+    const tracker = new PeerTracker([], [{ publicKey: A, since: T - 100, allowedIps: [prefix('10.10.10.10/32')], viaFang: true }]);
+    tracker.record(before(), plan(), FANG, T);
+    assert.deepEqual(original(tracker), []);
+  });
+});

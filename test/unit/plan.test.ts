@@ -83,6 +83,9 @@ function whyCodes(plan: Plan): string[] {
       case 'repoint':
         codes.push(`repoint-${d.cause}`, ...(d.via === 'lan' ? ['via-lan'] : []));
         break;
+      case 'rebuild':
+        codes.push('rebuild', ...(d.via === 'lan' ? ['via-lan'] : []));
+        break;
       case 'relay':
         codes.push(`relay:${d.triedSeconds}s`);
         break;
@@ -267,11 +270,11 @@ const rows: Row[] = [
     },
   },
   {
-    name: 'an existing peer with no endpoint and no handshake gets one',
+    name: 'an existing peer with no endpoint and no handshake is re-created with its own allowed IPs and keepalive and the endpoint (WireGuard tries a new peer at once)',
     current: baseDevice([], { endpoint: null, latestHandshake: 0 }),
     list: list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]),
     want: {
-      changes: [{ kind: 'set-endpoint', publicKey: OLD, endpoint: '203.0.113.3:6000', previousEndpoint: null, probeAddress: '10.10.10.3', refused: [] }],
+      changes: [{ kind: 'rebuild-peer', publicKey: OLD, endpoint: '203.0.113.3:6000', allowedIps: ['10.10.10.3/32'], persistentKeepalive: 25, previousEndpoint: null, probeAddress: '10.10.10.3', refused: [] }],
       skipped: [],
     },
   },
@@ -408,7 +411,7 @@ describe('planPeerChanges', () => {
 
   test('change reasons: never, or how long ago', () => {
     const never = planPeerChanges(baseDevice([], { latestHandshake: 0 }), list([listEntry(OLD, '203.0.113.3:6000', [])]), POLICY, NOW);
-    assert.deepEqual(whyCodes(never), ['repoint-never']);
+    assert.deepEqual(whyCodes(never), ['rebuild']);
     const old = planPeerChanges(baseDevice([], { latestHandshake: NOW_SECONDS - 1000 }), list([listEntry(OLD, '203.0.113.3:6000', [])]), POLICY, NOW);
     assert.deepEqual(whyCodes(old), ['repoint-stale']);
   });
@@ -893,7 +896,7 @@ describe('planPeerChanges: relaying through the fang', () => {
     const peerList = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
     const current = baseDevice([], { latestHandshake: 0 });
     const plan = planPeerChanges(current, peerList, RELAYING, NOW, { tryingSince: since([[OLD, NOW_SECONDS - 100]]) });
-    assert.deepEqual(plan.changes.map((c) => [c.kind, c.endpoint && formatEndpoint(c.endpoint)]), [['set-endpoint', '203.0.113.3:6000']]);
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.endpoint && formatEndpoint(c.endpoint)]), [['rebuild-peer', '203.0.113.3:6000']]);
     // The re-point starts the punching over (PeerTracker.record sets tryingSince to now).
     const after = applyToDevice(current, plan.changes);
     const restarted = { tryingSince: since([[OLD, NOW_SECONDS]]) };
@@ -904,12 +907,26 @@ describe('planPeerChanges: relaying through the fang', () => {
 
   test('a relayed peer re-pointed with its keepalive on gets it kicked, so a handshake starts at once', () => {
     const peerList = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
-    const kicked = planPeerChanges(relayedOld(0), peerList, RELAYING, NOW);
+    const kicked = planPeerChanges(relayedOld(NOW_SECONDS - 1000), peerList, RELAYING, NOW);
     assert.deepEqual(kicked.changes.map((c) => [c.kind, c.kickKeepalive, c.probeAddress]), [['set-endpoint', 25, null]]);
-    const noKeepalive = planPeerChanges(baseDevice([], { allowedIps: [], latestHandshake: 0, persistentKeepalive: null }), peerList, RELAYING, NOW);
+    const noKeepalive = planPeerChanges(baseDevice([], { allowedIps: [], latestHandshake: NOW_SECONDS - 1000, persistentKeepalive: null }), peerList, RELAYING, NOW);
     assert.deepEqual(noKeepalive.changes.map((c) => [c.kind, c.kickKeepalive, c.persistentKeepalive]), [['set-endpoint', undefined, 25]]);
-    const routed = planPeerChanges(baseDevice([], { latestHandshake: 0 }), peerList, RELAYING, NOW);
+    const routed = planPeerChanges(baseDevice([], { latestHandshake: NOW_SECONDS - 1000 }), peerList, RELAYING, NOW);
     assert.deepEqual(routed.changes.map((c) => [c.kind, c.kickKeepalive]), [['set-endpoint', undefined]], 'a peer with allowed IPs is punched through the tunnel instead');
+    const never = planPeerChanges(relayedOld(0), peerList, RELAYING, NOW);
+    assert.deepEqual(never.changes.map((c) => [c.kind, c.recreate, c.persistentKeepalive, c.allowedIps?.length]), [['rebuild-peer', true, 25, 0]], 'never a handshake: re-created, still routing nothing');
+  });
+
+  test('a never-handshaken peer with a preshared key is re-created keeping it; one that moved or was silent is only re-pointed', () => {
+    const peerList = list([listEntry(OLD, '203.0.113.3:6000', ['10.10.10.3/32'])]);
+    const psk = planPeerChanges(baseDevice([], { endpoint: null, latestHandshake: 0, hasPresharedKey: true, persistentKeepalive: 5 }), peerList, POLICY, NOW);
+    assert.deepEqual(psk.changes.map((c) => [c.kind, c.keepPresharedKey, c.persistentKeepalive]), [['rebuild-peer', true, 5]]);
+    const noPsk = planPeerChanges(baseDevice([], { endpoint: null, latestHandshake: 0 }), peerList, POLICY, NOW);
+    assert.equal(noPsk.changes[0]?.keepPresharedKey, undefined);
+    const moved = planPeerChanges(baseDevice([], { latestHandshake: 0 }), peerList, POLICY, NOW, { listedBefore: new Map([[OLD, endpoint('198.51.100.3:51820')]]) });
+    assert.deepEqual(whyCodes(moved), ['repoint-moved']);
+    const silent = planPeerChanges(baseDevice([], { latestHandshake: 0 }), peerList, POLICY, NOW, { silent: new Set([OLD]) });
+    assert.deepEqual(whyCodes(silent), ['repoint-silent']);
   });
 
   describe('a relayed peer WireGuard roamed to another port than the fang lists (a NAT with a mapping per destination)', () => {
@@ -1168,4 +1185,101 @@ describe('planPeerChanges: a peer the user configured with an endpoint and no al
       }
     });
   }
+});
+
+describe('planPeerChanges: hostile lists (issue 8)', () => {
+  const OWN: Policy = { ...POLICY, ownAddresses: [ip('10.10.10.2')] };
+  const rows: { name: string; entry: PeerListEntry; current?: DeviceState; policy?: Policy; want: string[] }[] = [
+    { name: "a new peer whose allowed IPs contain our own overlay address: that prefix refused", entry: listEntry(NEW, '198.51.100.5:4000', ['10.10.10.2/31']), want: ['no-acceptable-allowed-ip', 'contains-own-address'] },
+    { name: 'our own address next to a good one: only the bad prefix refused', entry: listEntry(NEW, '198.51.100.5:4000', ['10.10.10.2/32', '10.10.10.5/32']), want: ['add', 'contains-own-address'] },
+    { name: 'a new peer at an endpoint inside the overlay range: refused', entry: listEntry(NEW, '10.10.10.77:51820', ['10.10.10.5/32']), want: ['endpoint-not-public'] },
+    { name: 'a new peer at an IPv4 link-local endpoint: refused', entry: listEntry(NEW, '169.254.1.1:51820', ['10.10.10.5/32']), want: ['endpoint-not-public'] },
+    { name: 'a new peer at an IPv6 link-local endpoint: refused', entry: listEntry(NEW, '[fe80::1]:51820', ['10.10.10.5/32']), want: ['endpoint-not-public'] },
+    { name: 'an existing peer re-pointed into the overlay: refused, endpoint kept', entry: listEntry(OLD, '10.10.10.9:51820', ['10.10.10.3/32']), want: ['endpoint-not-public'] },
+    { name: 'an endpoint on a network we are on, inside a wide overlay, is a LAN: accepted', entry: listEntry(NEW, '10.10.10.77:51820', ['10.10.10.5/32']), policy: { ...OWN, localNetworks: [prefix('10.10.10.64/26')] }, want: ['add'] },
+    { name: 'a full-tunnel fang (0.0.0.0/0) does not make every endpoint "inside"', entry: listEntry(NEW, '198.51.100.5:4000', ['10.10.10.5/32']), current: device(SELF, [{ publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: ['0.0.0.0/0'] }]), want: ['add'] },
+  ];
+  for (const row of rows) {
+    test(row.name, () => {
+      const plan = planPeerChanges(row.current ?? baseDevice(), list([row.entry]), row.policy ?? OWN, NOW);
+      assert.deepEqual(whyCodes(plan), row.want);
+      if (row.want[0] === 'endpoint-not-public') assert.deepEqual(plan.changes, []);
+    });
+  }
+});
+
+describe('planPeerChanges: relaying peers the user configured (S2, S3)', () => {
+  const RELAYING: Policy = { ...POLICY, relayAfterSeconds: 8 };
+  const USERS = { addedByUs: new Set<WireGuardKey>() };
+  // S3: the fang peer routes only its own address; the user lists OLD with its /32.
+  const S3_FANG: PeerSpec = { ...FANG_PEER, allowedIps: ['10.10.10.1/32'] };
+  const s3 = (old: Partial<PeerSpec> = {}) => device(SELF, [S3_FANG, { publicKey: OLD, endpoint: '198.51.100.3:51820', allowedIps: ['10.10.10.3/32'], latestHandshake: 0, persistentKeepalive: 5, ...old }]);
+  const listed = list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]);
+  const trying = (since: number) => ({ ...USERS, tryingSince: new Map([[OLD, since]]) });
+
+  test('S3: a listed peer routing its own /32 is managed: it gets its endpoint (re-created, never had a handshake)', () => {
+    const plan = planPeerChanges(s3({ endpoint: null }), listed, RELAYING, NOW, USERS);
+    assert.deepEqual(whyCodes(plan), ['rebuild']);
+    assert.deepEqual(plan.changes[0]?.allowedIps?.map(formatPrefix), ['10.10.10.3/32']);
+  });
+
+  test('S3: a peer routing more than the fang routes to it (a site) stays the user\'s', () => {
+    const plan = planPeerChanges(s3({ endpoint: null, allowedIps: ['10.10.10.3/32', '192.168.50.0/24'] }), listed, RELAYING, NOW, USERS);
+    assert.deepEqual(whyCodes(plan), ['routes-outside']);
+  });
+
+  test('S3: the fang listing 0.0.0.0/0 for it does not make a site peer ours', () => {
+    const plan = planPeerChanges(s3({ endpoint: null, allowedIps: ['192.168.50.0/24'] }), list([listEntry(OLD, '198.51.100.3:51820', ['0.0.0.0/0'])]), RELAYING, NOW, USERS);
+    assert.deepEqual(whyCodes(plan), ['routes-outside']);
+  });
+
+  test('S2: punched without a handshake: its allowed IPs are taken off, the originals carried in the decision', () => {
+    const plan = planPeerChanges(baseDevice([], { latestHandshake: 0 }), list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, trying(NOW_SECONDS - 8));
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.allowedIps?.length]), [['relay', OLD, 0]]);
+    const d = plan.decisions[0]!;
+    assert.ok(d.kind === 'relay' && d.origin === 'users' && !d.viaFang);
+    assert.deepEqual(d.original.map(formatPrefix), ['10.10.10.3/32']);
+  });
+
+  test('S3: punched without a handshake: its allowed IPs move onto the fang peer (one change for the fang, its own kept)', () => {
+    const plan = planPeerChanges(s3(), listed, RELAYING, NOW, trying(NOW_SECONDS - 8));
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.allowedIps?.map(formatPrefix)]), [['relay', OLD, []], ['fang-routes', FANG, ['10.10.10.1/32', '10.10.10.3/32']]]);
+    const after = applyToDevice(s3(), plan.changes);
+    assert.deepEqual(after.peers.find((p) => p.publicKey === OLD)?.allowedIps, []);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: true }]]);
+    const relayedSince = new Map([[OLD, NOW_SECONDS]]);
+    assert.deepEqual(planPeerChanges(after, listed, RELAYING, NOW, { ...USERS, changed, relayedSince }).changes, [], 'converged');
+    // A direct handshake: its own /32 comes back, and WireGuard takes it off the fang peer.
+    const handshook: DeviceState = { ...after, peers: after.peers.map((p) => (p.publicKey === OLD ? { ...p, latestHandshake: NOW_SECONDS + 2 } : p)) };
+    const back = planPeerChanges(handshook, listed, RELAYING, new Date((NOW_SECONDS + 2) * 1000), { ...USERS, changed, relayedSince });
+    assert.deepEqual(whyCodes(back), ['direct-again']);
+    const restored = applyToDevice(handshook, back.changes);
+    assert.deepEqual(restored.peers.map((p) => [p.publicKey, p.allowedIps.map(formatPrefix)]), [[FANG, ['10.10.10.1/32']], [OLD, ['10.10.10.3/32']]], 'both exactly as the user configured them');
+  });
+
+  test('S3: two peers relayed in one round: one fang change carrying both', () => {
+    const current = device(SELF, [S3_FANG, { publicKey: OLD, endpoint: '198.51.100.3:51820', allowedIps: ['10.10.10.3/32'], persistentKeepalive: 5 }, { publicKey: NEW, endpoint: '198.51.100.5:51820', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 5 }]);
+    const both = list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32']), listEntry(NEW, '198.51.100.5:51820', ['10.10.10.5/32'])]);
+    const plan = planPeerChanges(current, both, RELAYING, NOW, { ...USERS, tryingSince: new Map([[OLD, NOW_SECONDS - 9], [NEW, NOW_SECONDS - 9]]) });
+    assert.deepEqual(plan.changes.filter((c) => c.kind === 'fang-routes').map((c) => c.allowedIps?.map(formatPrefix)), [['10.10.10.1/32', '10.10.10.3/32', '10.10.10.5/32']]);
+  });
+
+  test('S2: direct again restores the user\'s own allowed IPs, not the fang\'s list', () => {
+    const relayed = baseDevice([], { allowedIps: [], latestHandshake: NOW_SECONDS - 1 });
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32'), prefix('10.10.10.33/32')], viaFang: false }]]);
+    const plan = planPeerChanges(relayed, list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, { ...USERS, changed, relayedSince: new Map([[OLD, NOW_SECONDS - 20]]) });
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.allowedIps?.map(formatPrefix)]), [['direct-again', ['10.10.10.3/32', '10.10.10.33/32']]]);
+  });
+
+  test('a flowing user peer is never relayed nor touched', () => {
+    const plan = planPeerChanges(baseDevice([], { latestHandshake: NOW_SECONDS - 3 }), list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, trying(NOW_SECONDS - 100));
+    assert.deepEqual(plan.changes, []);
+  });
+
+  test('while S3 prefixes sit on the fang peer, the fang range is its own: a new peer may not take them', () => {
+    const current = device(SELF, [{ ...S3_FANG, allowedIps: ['10.10.0.0/16', '10.10.10.3/32'] }, { publicKey: OLD, endpoint: '198.51.100.3:51820', allowedIps: [] }]);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: true }]]);
+    const plan = planPeerChanges(current, list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.3/32', '10.10.10.5/32'])]), RELAYING, NOW, { ...USERS, changed, relayedSince: new Map([[OLD, NOW_SECONDS]]) });
+    assert.deepEqual(whyCodes(plan), ['add-relay-first', `overlaps:${OLD}`]);
+  });
 });

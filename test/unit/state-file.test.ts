@@ -26,6 +26,10 @@ describe('stateProblem', () => {
     { name: 'relayed item without since', value: { ...GOOD, relayed: [{ publicKey: key(1) }] }, want: /^relayed\[0\]/ },
     { name: 'pid is a string', value: { ...GOOD, pid: '1' }, want: /^pid: / },
     { name: 'only {"added":5}', value: { added: 5 }, want: /^interface: / },
+    { name: "a user's relayed peer with its original allowed IPs", value: { ...GOOD, changed: [{ publicKey: key(3), since: 80, allowedIps: ['10.10.10.3/32', 'fd00::3/128'], viaFang: true }] }, want: undefined },
+    { name: 'changed is not an array', value: { ...GOOD, changed: {} }, want: /^changed: / },
+    { name: 'changed holds a bad prefix', value: { ...GOOD, changed: [{ publicKey: key(3), since: 80, allowedIps: ['10.10.10.300/32'], viaFang: false }] }, want: /^changed\[0\]/ },
+    { name: 'changed without viaFang', value: { ...GOOD, changed: [{ publicKey: key(3), since: 80, allowedIps: [] }] }, want: /^changed\[0\]/ },
   ];
   for (const { name, value, want } of rows) {
     test(name, () => {

@@ -304,3 +304,17 @@ describe('describePaths', () => {
     assert.deepEqual(paths.map((p) => p.publicKey), state.peers.map((p) => p.publicKey));
   });
 });
+
+describe("describePath: what the client changed and what it leaves alone", () => {
+  test("a user's peer relayed by moving its allowed IPs onto the fang peer says so, and since when", () => {
+    const p = peer({ publicKey: P, endpoint: '198.51.100.7:41641', allowedIps: [], latestHandshake: 0, persistentKeepalive: 5 });
+    const path = describePath(p, FANG, NOW, { relayedSince: new Map([[P, NOW - 30]]), changed: new Map([[P, { allowedIps: ['10.10.10.3/32'], viaFang: true, since: NOW - 30 }]]) });
+    assert.equal(path.path, 'relayed');
+    assert.match(path.reason, /10\.10\.10\.3\/32 moved onto the fang peer 30s ago/);
+  });
+  test('a listed peer left unmanaged carries the reason', () => {
+    const p = peer({ publicKey: P, endpoint: null, allowedIps: ['192.168.50.0/24'] });
+    const path = describePath(p, FANG, NOW, { unmanaged: new Map([[P, 'its allowed IP 192.168.50.0/24 lies outside']]) });
+    assert.match(path.reason, /not managed by Snakebite: its allowed IP 192\.168\.50\.0\/24 lies outside$/);
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { syncOnce, type SyncDeps, type SyncOptions } from '../../src/client/sync';
+import { acceptReply, reconcile, syncOnce, type SyncDeps, type SyncOptions } from '../../src/client/sync';
 import { isSnakebiteError, SnakebiteError } from '../../src/errors';
 import { formatIp, type IpAddress } from '../../src/ip/address';
 import type { DeviceState } from '../../src/wireguard/device-state';
@@ -73,7 +73,8 @@ describe('syncOnce', () => {
       driver.batches[0]!.map((c) => ({ publicKey: c.publicKey, allowedIps: c.allowedIps?.map((p) => `${formatIp(p.address)}/${p.length}`) })),
       [
         { publicKey: NEW_A, allowedIps: ['10.10.10.5/32'] },
-        { publicKey: UNREACHED_PEER.publicKey, allowedIps: undefined },
+        // Never had a handshake: re-created with its own allowed IPs so WireGuard tries it at once.
+        { publicKey: UNREACHED_PEER.publicKey, allowedIps: ['10.10.10.4/32'] },
         { publicKey: NEW_B, allowedIps: ['10.10.10.6/32'] },
       ],
     );
@@ -102,11 +103,12 @@ describe('syncOnce', () => {
       lines.filter((l) => l.level === 'info').map((l) => [l.event, l.peer, l.endpoint]),
       [
         ['peer-added', NEW_A, '198.51.100.5:4000'],
-        ['endpoint-set', UNREACHED_PEER.publicKey, '198.51.100.4:5000'],
+        ['peer-rebuilt', UNREACHED_PEER.publicKey, '198.51.100.4:5000'],
         ['peer-added', NEW_B, '[2001:db8::7]:4000'],
       ],
     );
-    assert.equal(events(lines, 'endpoint-set')[0]?.keepalive, 25, 'keepalive set because it was off');
+    assert.equal(events(lines, 'peer-rebuilt')[0]?.keepalive, 25, 'keepalive set because it was off');
+    assert.equal(driver.batches[0]![1]!.recreate, true);
     assert.deepEqual(events(lines, 'peer-kept').map((l) => [l.level, l.peer]), [['debug', LAN_PEER.publicKey]]);
     assert.equal(events(lines, 'sync-done').length, 1);
 
@@ -252,5 +254,27 @@ describe('syncOnce', () => {
     const dump = readFixture('client-fang-and-two-peers.dump');
     const privateKey = dump.split('\t')[0]!;
     assert.ok(!raw.join('').includes(privateKey));
+  });
+});
+
+describe('reconcile: why a listed peer is left alone, said once (issue 7 item 5)', () => {
+  test('a refusal and an unmanaged peer each get one line while the reason stays; it is said again after it went away and came back', async () => {
+    const SITE = key(0x0c);
+    const state: DeviceState = { ...DEVICE, peers: [...DEVICE.peers, { publicKey: SITE, hasPresharedKey: false, endpoint: null, allowedIps: [{ address: ip('192.168.50.0'), length: 24 }], latestHandshake: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: null }] };
+    const body = reply([
+      { publicKey: SITE, endpoint: '198.51.100.12:4000', allowedIps: ['10.10.10.12/32'], latestHandshake: 1 },
+      { publicKey: GREEDY, endpoint: '198.51.100.9:4000', allowedIps: ['0.0.0.0/0'], latestHandshake: 1 },
+    ]);
+    const { deps, lines } = setup(body, state);
+    const { list } = acceptReply(body, deps.logger);
+    const explained = new Map<string, { code: string; reason: string }>();
+    for (let round = 0; round < 3; round++) await reconcile(deps, OPTIONS, list, { addedByUs: new Set() }, undefined, { explained });
+    assert.deepEqual(lines.filter((l) => l.event === 'peer-unmanaged').map((l) => [l.level, l.peer]), [['info', SITE]]);
+    assert.deepEqual(lines.filter((l) => l.event === 'peer-refused').map((l) => [l.level, l.peer]), [['warn', GREEDY]]);
+    assert.deepEqual([...explained.keys()].sort(), [SITE, GREEDY].sort());
+    const { list: without } = acceptReply(reply([]), deps.logger);
+    await reconcile(deps, OPTIONS, without, { addedByUs: new Set() }, undefined, { explained });
+    await reconcile(deps, OPTIONS, list, { addedByUs: new Set() }, undefined, { explained });
+    assert.equal(lines.filter((l) => l.event === 'peer-refused').length, 2, 'said again after the reason came back');
   });
 });

@@ -300,3 +300,44 @@ describe('WgCommandDriver spawning a fake `wg`', () => {
     await assert.rejects(new WgCommandDriver('wg0', runCommand, path.join(dir, 'no-such-wg')).readDevice(), (error: unknown) => isSnakebiteError(error, 'SB_WG_NOT_FOUND'));
   });
 });
+
+describe('re-creating a peer (recreate) in one wg set', () => {
+  const PSK = key(0x77);
+  test('arguments: remove, then the same peer with its fields; the preshared key only as a file path', () => {
+    const args = wgSetArguments('wg0', [{ publicKey: A, recreate: true, keepPresharedKey: true, endpoint: endpoint('192.0.2.1:51820'), persistentKeepalive: 5, allowedIps: [prefix('10.10.10.2/32')] }], new Map([[A, '/tmp/x/psk0']]));
+    assert.deepEqual(args, ['set', 'wg0', 'peer', A, 'remove', 'peer', A, 'preshared-key', '/tmp/x/psk0', 'endpoint', '192.0.2.1:51820', 'persistent-keepalive', '5', 'allowed-ips', '10.10.10.2/32']);
+  });
+
+  test('the driver reads the preshared key, hands wg a 0600 file, never the key on argv, and removes the file after', async () => {
+    const calls: string[][] = [];
+    let seen: { path: string; mode: number; text: string } | undefined;
+    const run: CommandRunner = async (_file, args) => {
+      calls.push([...args]);
+      if (args[2] === 'preshared-keys') return { stdout: `${A}\t${PSK}\n${B}\t(none)\n`, stderr: '' };
+      const at = args.indexOf('preshared-key');
+      const file = args[at + 1]!;
+      const { statSync } = await import('node:fs');
+      seen = { path: file, mode: statSync(file).mode & 0o777, text: readFileSync(file, 'utf8') };
+      return { stdout: '', stderr: '' };
+    };
+    await new WgCommandDriver('wg0', run).applyPeerChanges([
+      { publicKey: A, recreate: true, keepPresharedKey: true, endpoint: endpoint('192.0.2.1:51820'), allowedIps: [prefix('10.10.10.2/32')] },
+      { publicKey: B, endpoint: endpoint('192.0.2.2:51820') },
+    ]);
+    assert.deepEqual(calls.map((c) => c.slice(0, 3)), [['show', 'wg0', 'preshared-keys'], ['set', 'wg0', 'peer']]);
+    assert.ok(!calls.flat().includes(PSK), 'the preshared key is never an argument');
+    assert.equal(seen?.mode, 0o600);
+    assert.equal(seen?.text.trim(), PSK);
+    assert.equal(existsSync(seen!.path), false, 'the key file is gone after');
+  });
+
+  test('no preshared key to keep: no read, no file', async () => {
+    const calls: string[][] = [];
+    const run: CommandRunner = async (_file, args) => {
+      calls.push([...args]);
+      return { stdout: '', stderr: '' };
+    };
+    await new WgCommandDriver('wg0', run).applyPeerChanges([{ publicKey: A, recreate: true, endpoint: endpoint('192.0.2.1:51820') }]);
+    assert.deepEqual(calls, [['set', 'wg0', 'peer', A, 'remove', 'peer', A, 'endpoint', '192.0.2.1:51820']]);
+  });
+});
