@@ -119,17 +119,16 @@ export function meshBuilder(clock: () => number = Date.now): MeshFn {
   const directSince = new DirectSince();
   return (device, reports, scope = {}) => {
     const { asker, policy } = scope;
-    const visible = asker === undefined ? device : { ...device, peers: device.peers.filter((peer) => peer.publicKey === asker || mayLink(policy, asker, peer.publicKey)) };
+    const visible = asker === undefined || !policy ? device : { ...device, peers: device.peers.filter((peer) => peer.publicKey === asker || mayLink(policy, asker, peer.publicKey)) };
     const names = new Map(device.peers.flatMap((peer) => {
       const name = nameOf(policy, peer.publicKey);
       return name ? [[peer.publicKey, name] as const] : [];
     }));
     // Reports from and about hidden peers stay out too (a NAT's evidence names the peer that saw it).
     const keys = new Set(visible.peers.map((peer) => peer.publicKey));
-    const seenReports = asker === undefined ? reports : new Map([...reports].filter(([key]) => keys.has(key)).map(([key, report]) => [key, { ...report, seen: report.seen.filter((s) => keys.has(s.publicKey)) }]));
+    const seenReports = visible === device ? reports : new Map([...reports].filter(([key]) => keys.has(key)).map(([key, report]) => [key, { ...report, seen: report.seen.filter((s) => keys.has(s.publicKey)) }]));
     const view = buildMesh(visible, seenReports, Math.floor(clock() / 1000), { names, directSince: directSince.map });
-    // Only the whole view moves the clocks: a scoped view leaves out pairs that are still direct.
-    if (asker === undefined || !policy) directSince.update(view);
+    directSince.update(view, visible === device);
     return view;
   };
 }
