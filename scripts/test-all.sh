@@ -9,7 +9,7 @@ start=$(date +%s)
 
 for bin in "$(dirname "$(command -v node)")" $(sh scripts/node-versions.sh); do
   echo "== unit tests on Node.js $("$bin/node" --version)"
-  "$bin/node" --test dist/test/unit/
+  "$bin/node" --test dist/test/unit/*.test.js
 done
 
 echo "== systemd units"
@@ -18,5 +18,5 @@ sh scripts/verify-units.sh
 sh scripts/test-install.sh
 
 echo "== lab tests on Node.js $(node --version)"
-node --test --test-concurrency=1 --test-timeout=300000 dist/test/lab/
+node --test --test-concurrency=1 --test-timeout=300000 dist/test/lab/*.test.js
 echo "test-all: $(( $(date +%s) - start )) s"
