@@ -52,6 +52,8 @@ interface BenchOptions {
   /** Peers set one `wg set` each, the seed's way (the rest extrapolated). */
   seedSetSample: number;
   quick: boolean;
+  /** Measure only the fang (`server`) or only the client (`client`). */
+  only?: 'server' | 'client';
 }
 
 function parseOptions(argv: readonly string[]): { options: BenchOptions; out?: string } {
@@ -72,6 +74,8 @@ function parseOptions(argv: readonly string[]): { options: BenchOptions; out?: s
         seedSetSample: 1000,
         quick,
       };
+  const only = get('--only');
+  if (only === 'server' || only === 'client') options.only = only;
   for (const n of [...options.peers, ...options.waiters, ...options.concurrency]) {
     if (!Number.isInteger(n) || n < 1 || n > 60_000) throw new Error(`bench:scale: sizes are integers from 1 to 60000, got ${n}`);
   }
@@ -632,7 +636,7 @@ async function measureClient(n: number, options: BenchOptions, paths: Paths): Pr
       await driver.applyPeerChanges(plan.changes);
       row.applyMs = round(performance.now() - t0);
     } catch (error) {
-      row.applyError = (error as Error).message.slice(0, 200);
+      row.applyError = (error as Error).message.slice(-300);
     }
     return { plan, device };
   };
@@ -678,13 +682,16 @@ async function innerRole(options: BenchOptions, paths: Paths): Promise<void> {
       try {
         return await what();
       } catch (error) {
-        return { error: (error as Error).message.slice(0, 300) };
+        return { error: (error as Error).message.slice(-400) };
       }
     };
-    row.read = await guard(() => measureRead(n, paths));
-    row.server = await guard(() => measureServer('snakebite', n, options, paths));
-    row.seedServer = await guard(() => measureServer('seed', n, options, paths));
-    row.client = await guard(() => measureClient(n, options, paths));
+    const only = options.only;
+    if (!only || only === 'server') {
+      row.read = await guard(() => measureRead(n, paths));
+      row.server = await guard(() => measureServer('snakebite', n, options, paths));
+      row.seedServer = await guard(() => measureServer('seed', n, options, paths));
+    }
+    if (!only || only === 'client') row.client = await guard(() => measureClient(n, options, paths));
     row.loadAtEnd = loadavg().map((l) => round(l));
     // One line per size, so a later size that fails does not lose the earlier ones.
     process.stdout.write(`${JSON.stringify(row)}\n`);

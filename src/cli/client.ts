@@ -9,10 +9,11 @@ import { addressesOf } from '../fang/listen-address';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
 import { DEFAULT_SERVER_PORT } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
+import { interfaceIndex } from '../client/interface-identity';
+import { formatPrefix, parsePrefix } from '../ip/address';
 import { ClientMetrics } from '../metrics/client-metrics';
 import { assertMetricsAddress, DEFAULT_METRICS_PORT, startMetricsServer } from '../metrics/http';
 import { findFangPeer } from '../plan/fang-peer';
-import { formatPrefix, parsePrefix } from '../ip/address';
 import {
   LOGGING_OPTIONS,
   loggerFromFlags,
@@ -47,9 +48,10 @@ export const CLIENT_HELP = `Usage: snakebite client --interface IF --server IP[:
 
 Runs on a peer: asks the fang, inside the tunnel, for the other peers'
 endpoints and applies them to IF, so that peers behind NATs reach each other
-directly. Never changes the fang peer, never removes a peer it did not add,
-never re-points a peer whose traffic is flowing. Runs as a daemon unless
---once is given.
+directly. Never removes a peer it did not add, never touches a peer whose
+traffic is flowing or that routes outside the overlay, and changes the fang
+peer only to relay listed peers when it routes just its own address (undone
+when they go direct). Runs as a daemon unless --once is given.
 
   -i, --interface IF     this peer's WireGuard interface (e.g. wg0)
   -s, --server IP[:PORT] the fang server's overlay address; PORT defaults to ${DEFAULT_SERVER_PORT}
@@ -175,12 +177,15 @@ export async function clientCommand(argv: string[]): Promise<number> {
       localCheckMs: LOCAL_CHECK_MS,
       ...(previous?.added ? { addedBefore: previous.added } : {}),
       ...(previous?.changed ? { changedBefore: previous.changed.map((c) => ({ ...c, allowedIps: c.allowedIps.map((p) => parsePrefix(p)!) })) } : {}),
-      publish: ({ lastSync, lastError, relayed, added, changed, unmanaged }) => {
+      interfaceIdentity: () => interfaceIndex(interfaceName),
+      ...(previous?.ifindex !== undefined ? { identityBefore: previous.ifindex } : {}),
+      publish: ({ identity, lastSync, lastError, relayed, added, changed, unmanaged }) => {
         metrics?.published({ ...(lastError ? { lastError } : {}), relayed });
         writeState(statePath, {
           interface: interfaceName,
           server: values.server!,
           pid: process.pid,
+          ...(identity !== undefined ? { ifindex: identity } : {}),
           lastSync,
           ...(lastError ? { lastError } : {}),
           relayed: [...relayed].map(([publicKey, since]) => ({ publicKey, since })),

@@ -12,6 +12,9 @@ export interface ChangesSince {
   readonly removed: ReadonlySet<WireGuardKey>;
 }
 
+/** Between polls, wait at least this many times as long as the last read took. */
+const SLOW_READ_FACTOR = 3;
+
 interface Waiter {
   readonly since: number;
   readonly wake: () => void;
@@ -139,10 +142,12 @@ export class PeerWatch {
   private startPolling(): void {
     if (this.timer) return;
     const tick = () => {
+      const started = Date.now();
       // A poll wants a read newer than the last poll, not one the request cache still serves.
       this.refresh(this.pollMs / 2).then(
         () => {
-          if (this.timer) this.timer = setTimeout(tick, this.pollMs);
+          // A slow interface (wireguard-go takes about a second to print 10,000 peers) is read at most a quarter of the time.
+          if (this.timer) this.timer = setTimeout(tick, Math.max(this.pollMs, SLOW_READ_FACTOR * (Date.now() - started)));
         },
         (error: unknown) => {
           this.onError(error);

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { formatIp, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
+import { formatIp, ipEquals, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
 import { describeError, SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
 import { parsePeerReport } from '../peer-list/parse';
@@ -11,7 +11,7 @@ import type { WireGuardDriver } from '../wireguard/driver';
 import { guardConnections, type ConnectionLimits, type ConnectionSource } from './connection-guard';
 import { SharedDeviceView } from './device-view';
 import { scopePeerList, settleChanges } from './list-scope';
-import { mayLink, nameOf, type Policy } from './policy';
+import { learnableBy, mayLink, nameOf, type Policy } from './policy';
 import { PunchRequestBook } from './punch-requests';
 import { keepRelayFirewall, type RelayFirewallPort } from './relay-firewall';
 import { RateLimitedLog } from './rate-limited-log';
@@ -61,10 +61,10 @@ export interface FangServer {
   readonly port: number;
   readonly view: SharedDeviceView;
   readonly watch: PeerWatch;
-  /** The latest report of each peer. */
-  readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
   /** Puts a new policy in force: waiting clients are woken and every client gets a full list next. */
   setPolicy(policy: Policy | undefined): Promise<void>;
+  /** The latest report of each peer. */
+  readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
   close(): Promise<void>;
 }
 
@@ -203,7 +203,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (path === '/v1/peers.txt' || policy) {
       // Under a policy each asker sees its own set of peers: built for it alone (policy.ts, list-scope.ts).
       const askerKey = asker.publicKey;
-      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), (key) => mayLink(policy, askerKey, key), nowSeconds(), (key) => nameOf(policy, key));
+      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), learnableBy(policy, askerKey), nowSeconds(), (key) => nameOf(policy, key));
       if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
       return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
     }
@@ -264,7 +264,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       return reply(400, `${error instanceof Error ? error.message : String(error)}\n`);
     }
     const before = reports.get(asker.publicKey);
-    const known = new Set(device.peers.map((peer) => peer.publicKey));
+    const known = { has: (key: WireGuardKey) => watch.peer(key) !== undefined }; // the interface as just read, without a set per report
     // Only observations of this fang's own peers are kept.
     const ours = (key: WireGuardKey) => known.has(key) && key !== asker.publicKey;
     report = {
@@ -286,18 +286,21 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     return reply(204, '');
   };
 
-  // Who a new connection comes from, before any HTTP: a peer known from a read
-  // up to 2 s old is taken at once; a stranger costs at most one read per 2 s.
+  // Who a new connection comes from, before any HTTP, from a read of the
+  // interface shared with requests: at most 2 s old for a known peer (a peer
+  // removed since is refused within 2 s), and at most 0.5 s old before a
+  // source is refused as a stranger (a new peer waits at most that long; a
+  // flood of strangers costs at most two reads a second).
   let known: { device: DeviceState; at: number } | undefined;
+  const readKnown = async () => (known = { device: (await watch.refresh()).device, at: Date.now() });
   const identifySource = async (source: IpAddress): Promise<ConnectionSource> => {
-    const fresh = known && Date.now() - known.at < 2000;
-    let peer = known && identifyAsker(known.device, source);
-    if (!peer && !fresh) {
-      known = { device: (await watch.refresh()).device, at: Date.now() };
-      peer = identifyAsker(known.device, source);
-    }
+    if (!known || Date.now() - known.at >= 2000) await readKnown();
+    let peer = identifyAsker(known!.device, source);
+    if (!peer && Date.now() - known!.at >= 500) peer = identifyAsker((await readKnown()).device, source);
     const peers = known!.device.peers.length;
-    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) } : { kind: 'not-a-peer', peers };
+    if (peer) return { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) };
+    // F itself, from its listen address (only F can send from it): answered, with 403, so `doctor` on F sees the server.
+    return ipEquals(source, options.listenAddress) ? { kind: 'local' } : { kind: 'not-a-peer', peers };
   };
 
   const server: Server = createServer((request, response) => {
@@ -331,7 +334,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
         ),
       );
     });
-    server.listen({ host, port: options.port, exclusive: true }, () => resolve());
+    // Every waiting peer reconnects at once when a change wakes them: a deep accept queue keeps that burst from being dropped.
+    server.listen({ host, port: options.port, exclusive: true, backlog: 4096 }, () => resolve());
   });
   const relay = options.relayFirewall && keepRelayFirewall(options.relayFirewall, () => policy, async () => (await watch.refresh()).device, logger);
   const address = server.address();

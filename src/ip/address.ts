@@ -30,15 +30,16 @@ const BITS: Record<IpFamily, number> = { 4: 32, 6: 128 };
 function parseIpv4Value(text: string): bigint | undefined {
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
-  let value = 0n;
+  // Summed as a number and made a bigint once: peer lists carry tens of thousands of these.
+  let value = 0;
   for (const part of parts) {
     // Leading zeros are refused: "010" is octal to some parsers and decimal to others.
     if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return undefined;
     const octet = Number(part);
     if (octet > 255) return undefined;
-    value = (value << 8n) | BigInt(octet);
+    value = value * 256 + octet;
   }
-  return value;
+  return BigInt(value);
 }
 
 function parseIpv6Value(text: string): bigint | undefined {
@@ -141,9 +142,13 @@ export function ipEquals(a: IpAddress, b: IpAddress): boolean {
   return a.family === b.family && a.value === b.value && (a.zone ?? '') === (b.zone ?? '');
 }
 
+const MASKS: Record<IpFamily, readonly bigint[]> = {
+  4: Array.from({ length: 33 }, (_, length) => (length === 0 ? 0n : ((1n << BigInt(length)) - 1n) << BigInt(32 - length))),
+  6: Array.from({ length: 129 }, (_, length) => (length === 0 ? 0n : ((1n << BigInt(length)) - 1n) << BigInt(128 - length))),
+};
+
 function maskFor(family: IpFamily, length: number): bigint {
-  const bits = BITS[family];
-  return length === 0 ? 0n : ((1n << BigInt(length)) - 1n) << BigInt(bits - length);
+  return MASKS[family][length] ?? 0n;
 }
 
 /**
@@ -254,8 +259,12 @@ const SPECIAL_RANGES: readonly [string, string][] = [
  */
 export function endpointAddressProblem(address: IpAddress): string | undefined {
   if (address.zone !== undefined) return `scoped to interface "${address.zone}" of another machine`;
-  for (const [range, what] of SPECIAL_RANGES) {
-    if (prefixContainsIp(parsePrefix(range)!, address)) return `${what === 'unspecified' ? 'an' : 'a'} ${what} address`;
+  specialRanges ??= SPECIAL_RANGES.map(([range, what]) => [parsePrefix(range)!, what] as const);
+  for (const [range, what] of specialRanges) {
+    if (prefixContainsIp(range, address)) return `${what === 'unspecified' ? 'an' : 'a'} ${what} address`;
   }
   return undefined;
 }
+
+/** SPECIAL_RANGES parsed, once. */
+let specialRanges: readonly (readonly [IpPrefix, string])[] | undefined;

@@ -84,10 +84,11 @@ export interface RejectedEntry {
 
 /** Limits that keep a hostile or broken fang from making a client do unbounded work. */
 export const PEER_LIST_LIMITS = {
-  maxPeers: 4096,
+  /** Entries in `peers` (and keys in `removed`): WireGuard itself handles tens of thousands of peers on one interface. */
+  maxPeers: 65_536,
   maxAllowedIpsPerPeer: 256,
   /** Allowed IPs in the whole list: planning cost grows with it. */
-  maxAllowedIpsTotal: 16384,
+  maxAllowedIpsTotal: 262_144,
   maxCandidates: 16,
   /** Largest report body the fang reads, in bytes. */
   maxReportBytes: 256 * 1024,

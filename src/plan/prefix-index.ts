@@ -1,15 +1,47 @@
 import type { IpPrefix } from '../ip/address';
 
-const BITS = { 4: 32, 6: 128 } as const;
-
-function masked(prefix: IpPrefix, length: number): bigint {
-  const bits = BITS[prefix.address.family];
-  if (length === 0) return 0n;
-  return prefix.address.value & (((1n << BigInt(length)) - 1n) << BigInt(bits - length));
+interface Entry<Owner> {
+  readonly prefix: IpPrefix;
+  readonly owner: Owner;
 }
 
-function key(family: 4 | 6, length: number, network: bigint): string {
-  return `${family}/${length}/${network}`;
+/**
+ * One family's prefixes by length and network. IPv4 networks are kept as
+ * numbers (a bigint key costs far more to hash and mask), IPv6 as bigints.
+ */
+class ByLength<Owner> {
+  private readonly maps: Map<number | bigint, Entry<Owner>>[];
+
+  constructor(private readonly bits: 32 | 128) {
+    this.maps = Array.from({ length: bits + 1 }, () => new Map());
+  }
+
+  /** The network part of `value` (a number for IPv4, a bigint for IPv6) at `length` bits. */
+  network(value: number | bigint, length: number): number | bigint {
+    if (typeof value === 'number') {
+      const host = 2 ** (32 - length);
+      return Math.floor(value / host) * host;
+    }
+    const shift = BigInt(this.bits - length);
+    return (value >> shift) << shift;
+  }
+
+  get(length: number, network: number | bigint): Entry<Owner> | undefined {
+    return this.maps[length]!.get(network);
+  }
+
+  setIfAbsent(length: number, network: number | bigint, entry: Entry<Owner>): void {
+    const map = this.maps[length]!;
+    if (!map.has(network)) map.set(network, entry);
+  }
+
+  set(length: number, network: number | bigint, entry: Entry<Owner>): void {
+    this.maps[length]!.set(network, entry);
+  }
+}
+
+function valueOf(prefix: IpPrefix): number | bigint {
+  return prefix.address.family === 4 ? Number(prefix.address.value) : prefix.address.value;
 }
 
 /**
@@ -19,27 +51,28 @@ function key(family: 4 | 6, length: number, network: bigint): string {
  */
 export class PrefixIndex<Owner> {
   /** Every stored prefix, by itself. */
-  private readonly exact = new Map<string, { prefix: IpPrefix; owner: Owner }>();
+  private readonly exact = { 4: new ByLength<Owner>(32), 6: new ByLength<Owner>(128) };
   /** Every stored prefix, under each of its shorter ancestors (and itself). */
-  private readonly under = new Map<string, { prefix: IpPrefix; owner: Owner }>();
+  private readonly under = { 4: new ByLength<Owner>(32), 6: new ByLength<Owner>(128) };
 
   add(prefix: IpPrefix, owner: Owner): void {
     const entry = { prefix, owner };
     const family = prefix.address.family;
-    this.exact.set(key(family, prefix.length, prefix.address.value), entry);
-    for (let length = 0; length <= prefix.length; length++) {
-      const k = key(family, length, masked(prefix, length));
-      if (!this.under.has(k)) this.under.set(k, entry);
-    }
+    const value = valueOf(prefix);
+    this.exact[family].set(prefix.length, value, entry);
+    const under = this.under[family];
+    for (let length = 0; length <= prefix.length; length++) under.setIfAbsent(length, under.network(value, length), entry);
   }
 
   /** A stored prefix that covers `prefix` or lies inside it, or undefined. */
-  findOverlap(prefix: IpPrefix): { prefix: IpPrefix; owner: Owner } | undefined {
+  findOverlap(prefix: IpPrefix): Entry<Owner> | undefined {
     const family = prefix.address.family;
+    const value = valueOf(prefix);
+    const exact = this.exact[family];
     for (let length = 0; length <= prefix.length; length++) {
-      const covering = this.exact.get(key(family, length, masked(prefix, length)));
+      const covering = exact.get(length, exact.network(value, length));
       if (covering) return covering;
     }
-    return this.under.get(key(family, prefix.length, prefix.address.value));
+    return this.under[family].get(prefix.length, value);
   }
 }

@@ -11,17 +11,28 @@ export interface CommandResult {
   readonly stderr: string;
 }
 
-/** Runs one program with an argument array (never a shell), writing `input` to its stdin; rejects with the raw error. */
-export type CommandRunner = (file: string, args: readonly string[], input?: string) => Promise<CommandResult>;
+/**
+ * Runs one program with an argument array (never a shell), writing `input` to
+ * its stdin, killing it after `timeoutMs` (WG_TIMEOUT_MS when undefined); rejects with the raw error.
+ */
+export type CommandRunner = (file: string, args: readonly string[], input?: string, timeoutMs?: number) => Promise<CommandResult>;
 
 const WG_TIMEOUT_MS = 10_000;
 
-export const runCommand: CommandRunner = (file, args, input) =>
+/**
+ * How long a batch of `changes` may take: wireguard-go needs about a
+ * millisecond per new peer (5,000 took 3 to 6 s on a busy 2-core machine).
+ */
+export function applyTimeoutMs(changes: number): number {
+  return WG_TIMEOUT_MS + 2 * changes;
+}
+
+export const runCommand: CommandRunner = (file, args, input, timeoutMs = WG_TIMEOUT_MS) =>
   new Promise((resolve, reject) => {
     const child = execFile(
       file,
       args,
-      { env: { ...process.env, LC_ALL: 'C' }, timeout: WG_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 },
+      { env: { ...process.env, LC_ALL: 'C' }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error) reject(Object.assign(error, { stdout, stderr }));
         else resolve({ stdout, stderr });
@@ -179,7 +190,8 @@ export class WgCommandDriver implements WireGuardDriver {
     await withKeyFiles(wanted, async (files) => {
       for (const { args, input } of wgInvocations(this.interfaceName, changes, WG_SET_ARGUMENT_BUDGET, files)) {
         try {
-          await (input === undefined ? this.run(this.wgPath, args) : this.run(this.wgPath, args, input));
+          // wireguard-go needs about 1 ms per new peer: a large batch gets a longer deadline.
+          await (input === undefined && changes.length < 1000 ? this.run(this.wgPath, args) : this.run(this.wgPath, args, input, applyTimeoutMs(changes.length)));
         } catch (error) {
           throw explainWgFailure(this.interfaceName, args, error);
         }

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../../src/client/sync';
 import { isSnakebiteError } from '../../src/errors';
 import { silentLogger } from '../../src/log/logger';
+import { PEER_LIST_LIMITS } from '../../src/peer-list/peer-list';
 import type { DeviceState } from '../../src/wireguard/device-state';
 import { parseDump } from '../../src/wireguard/dump-parser';
 import { FakeDriver, ip, key, readFixture, stringify } from '../support/fakes';
@@ -28,7 +29,7 @@ function envelope(peers: unknown[], overrides: Record<string, unknown> = {}): Re
 
 async function run(body: unknown): Promise<{ state: string; batches: string; error?: unknown }> {
   const driver = new FakeDriver(DEVICE);
-  const deps: SyncDeps = { driver, fetchPeerList: async () => body, triggerHandshakes: async () => {}, logger: silentLogger, clock: () => NOW };
+  const deps: SyncDeps = { driver, fetchPeerList: async () => body, triggerHandshakes: async () => {}, logger: silentLogger, clock: () => NOW, ownAddresses: () => [ip('10.10.10.2')] };
   let error: unknown;
   await syncOnce(deps, OPTIONS).catch((e: unknown) => (error = e));
   return { state: stringify(driver.state), batches: stringify(driver.batches), error };
@@ -70,6 +71,11 @@ export const HOSTILE_ENTRIES: { name: string; entry: unknown }[] = [
   { name: 'garbage seenBy', entry: entry({ seenBy: [{ publicKey: 'x' }] }) },
   { name: 'garbage punch requests', entry: entry({ punchRequests: [{ publicKey: SELF, at: -5 }] }) },
   { name: 'a listen port of 0', entry: entry({ listenPort: 0 }) },
+  { name: 'our own overlay address as its allowed IP', entry: entry({ allowedIps: ['10.10.10.2/32'] }) },
+  { name: 'a prefix holding our own overlay address', entry: entry({ allowedIps: ['10.10.10.2/31'] }) },
+  { name: 'an endpoint inside the overlay', entry: entry({ endpoint: '10.10.10.77:51820' }) },
+  { name: 'an IPv4 link-local endpoint', entry: entry({ endpoint: '169.254.1.1:51820' }) },
+  { name: 'an IPv6 link-local endpoint', entry: entry({ endpoint: '[fe80::1]:51820' }) },
   { name: 'nested a million deep', entry: deep(20_000) },
   { name: 'an endpoint nested deep', entry: entry({ endpoint: deep(20_000) }) },
 ];
@@ -87,7 +93,7 @@ export const HOSTILE_ENVELOPES: { name: string; body: unknown }[] = [
   { name: 'a bad you', body: envelope([GOOD], { you: 'me' }) },
   { name: 'a loopback you.endpoint', body: envelope([GOOD], { you: { publicKey: SELF, endpoint: '127.0.0.1:1' } }) },
   { name: 'peers not an array', body: envelope([GOOD], { peers: { 0: GOOD } }) },
-  { name: 'more than 4096 peers', body: envelope(Array.from({ length: 4097 }, () => GOOD)) },
+  { name: `more than ${PEER_LIST_LIMITS.maxPeers} peers`, body: envelope(Array.from({ length: PEER_LIST_LIMITS.maxPeers + 1 }, () => GOOD)) },
   { name: 'a negative revision', body: envelope([GOOD], { revision: -1 }) },
   { name: 'deep JSON as the whole reply', body: deep(20_000) },
   { name: 'deep JSON as the version', body: envelope([GOOD], { version: deep(20_000) }) },
