@@ -83,7 +83,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
   if (metricsAt) assertMetricsAddress(interfaceName, metricsAt.address, addressesOf(interfaceName));
   const metrics = metricsAt ? new FangMetrics() : undefined;
   let inForce = policy;
-  const mesh = meshBuilder(() => inForce?.names ?? new Map());
+  const mesh = meshBuilder();
   // Under a policy, relaying through this machine is limited the same way (an iptables chain in FORWARD).
   const relayFirewall = policy ? new RelayFirewall(interfaceName, logger) : undefined;
   const server = await startFangServer({
@@ -91,6 +91,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     listenAddress: listen.address,
     port: listen.port,
     logger,
+    ...(policy ? { policy, relayFirewall } : {}),
     peerRoutes: meshRoutes(mesh),
     ...(metrics ? { onReply: (path: string, status: number) => metrics.request(path, status) } : {}),
     ...(policy ? { policy, relayFirewall } : {}),
@@ -102,7 +103,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
           inForce = next;
           await server.setPolicy(next);
         });
-  const metricsServer = metrics && metricsAt ? await serveFangMetrics({ metrics, server, interfaceName, ...metricsAt, mesh, logger }) : undefined;
+  const metricsServer = metrics && metricsAt ? await serveFangMetrics({ metrics, server, interfaceName, ...metricsAt, mesh: (d, r) => mesh(d, r, { policy: inForce }), logger }) : undefined;
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   stopReloading();
   await metricsServer?.close();

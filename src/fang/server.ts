@@ -43,9 +43,12 @@ export interface FangServerOptions {
   readonly peerRoutes?: ReadonlyMap<string, (context: PeerRouteContext) => { body: string; type: string }>;
 }
 
+/** What a peer-only route may show: the interface, the reports, who asks, and the policy in force (it must not show more than the policy lets the asker learn). */
 export interface PeerRouteContext {
   readonly device: DeviceState;
   readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
+  readonly asker: WireGuardKey;
+  readonly policy: Policy | undefined;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -167,15 +170,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
     }
     if (extra) {
-      // Under a policy the page shows only the peers the asker may learn, like its list.
-      const askerKey = asker.publicKey;
-      const visible = (key: WireGuardKey) => key === askerKey || mayLink(policy, askerKey, key);
-      const page = policy
-        ? extra({
-            device: { ...current.device, peers: current.device.peers.filter((peer) => visible(peer.publicKey)) },
-            reports: new Map([...reports].filter(([key]) => visible(key))),
-          })
-        : extra({ device: current.device, reports });
+      const page = extra({ device: current.device, reports, asker: asker.publicKey, policy });
       return reply(200, page.body, page.type);
     }
     const holding = waitingBy.get(asker.publicKey) ?? 0;
