@@ -34,8 +34,9 @@ import { parseIp } from '../src/ip/address';
 import { createLogger } from '../src/log/logger';
 import { parsePeerList } from '../src/peer-list/parse';
 import { planPeerChanges, type Plan } from '../src/plan/plan';
+import * as dumpParser from '../src/wireguard/dump-parser';
 import { parseDump } from '../src/wireguard/dump-parser';
-import { runCommand, WgCommandDriver, wgSetArguments } from '../src/wireguard/wg-command-driver';
+import { addconfText, runCommand, WgCommandDriver, wgSetArguments } from '../src/wireguard/wg-command-driver';
 import { startFangServer } from '../src/fang/server';
 import type { DeviceState } from '../src/wireguard/device-state';
 
@@ -139,6 +140,11 @@ function round(x: number, digits = 2): number {
 
 function median(values: readonly number[]): number | null {
   return percentile([...values].sort((a, b) => a - b), 50);
+}
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -259,6 +265,8 @@ interface LoadResult {
   meanBytes: number | null;
   /** Server CPU over the run, % of one core. */
   serverCpuPercent?: number;
+  /** Server CPU time per answered request: what a request costs, however busy the machine. */
+  serverCpuMsPerRequest?: number | null;
 }
 
 /** Closed loop: `concurrency` peers, each asking again as soon as answered, for `durationMs`. */
@@ -312,7 +320,12 @@ async function runLoad(concurrency: number, path: () => string, durationMs: numb
     errors,
     abandoned,
     meanBytes: latencies.length ? Math.round(bytes / latencies.length) : null,
-    ...(cpuBefore && cpuAfter ? { serverCpuPercent: cpuPercent(cpuBefore, cpuAfter) } : {}),
+    ...(cpuBefore && cpuAfter
+      ? {
+          serverCpuPercent: cpuPercent(cpuBefore, cpuAfter),
+          serverCpuMsPerRequest: latencies.length ? round((cpuAfter.cpuMicros - cpuBefore.cpuMicros) / 1000 / latencies.length, 3) : null,
+        }
+      : {}),
   };
 }
 
@@ -327,6 +340,11 @@ interface ServerStats {
   reads: number;
   waiting: number;
   errors: Record<string, number>;
+}
+
+/** The waiting server's own CPU share (polling), to take out of a fan-out's CPU time. */
+function idleCpuPercentOf(a: ServerStats, b: ServerStats): number {
+  return ((b.cpuMicros - a.cpuMicros) / 1000 / (b.at - a.at)) * 100;
 }
 
 function cpuPercent(a: ServerStats, b: ServerStats): number {
@@ -359,7 +377,7 @@ class ServerChild {
   stats(): Promise<ServerStats> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the server child did not answer within 30 s')), 30_000);
+      const timer = setTimeout(() => reject(new Error('the server child did not answer within 120 s')), 120_000);
       this.waiting.set(id, (s) => {
         clearTimeout(timer);
         resolve(s);
@@ -550,6 +568,8 @@ async function measureWaiters(server: ServerChild, n: number, w: number, revisio
     while (done.length + errors < w && Date.now() < deadline) await sleep(5);
     const after = await server.stats();
     const times = done.filter((t) => t >= changeAt).map((t) => t - changeAt).sort((a, b) => a - b);
+    // CPU from the change to the last answer: the read that saw it, the encoding and every reply.
+    const fanOutCpuMs = round((after.cpuMicros - later.cpuMicros) / 1000 - (((after.at - later.at) / 1000) * idleCpuPercentOf(stats, later)) / 100);
     return {
       waiters: w,
       parked,
@@ -560,6 +580,7 @@ async function measureWaiters(server: ServerChild, n: number, w: number, revisio
       p50Ms: percentile(times, 50),
       lastMs: times.length ? round(times[times.length - 1]!) : null,
       whileWaiting: { rssMB: later.rssMB, heapUsedMB: later.heapUsedMB, cpuPercent: cpuPercent(stats, later) },
+      serverCpuMsChangeToLast: fanOutCpuMs,
       peakRssMB: after.peakRssMB,
     };
   } finally {
@@ -576,25 +597,48 @@ async function measureRead(n: number, paths: Paths): Promise<Record<string, unkn
   const text = readFileSync(paths.dumpFile, 'utf8');
   const total: number[] = [];
   const parse: number[] = [];
+  const parseCpu: number[] = [];
+  const incremental: number[] = [];
+  const incrementalCpu: number[] = [];
+  const moved = fangDump(n, new Map([[Math.floor(n / 2), 1]]));
   for (let i = 0; i < 7; i++) {
     let t0 = performance.now();
     await driver.readDevice();
     total.push(performance.now() - t0);
+    let c0 = process.cpuUsage();
     t0 = performance.now();
     parseDump('sbfang', text);
     parse.push(performance.now() - t0);
+    parseCpu.push(cpuMsSince(c0));
+    // What a watching fang pays per poll: the parser has seen the last dump, one peer moved.
+    // (Older trees, measured for comparison, have no incremental parser.)
+    const Incremental = (dumpParser as { DumpParser?: typeof dumpParser.DumpParser }).DumpParser;
+    if (!Incremental) continue;
+    const parser = new Incremental('sbfang');
+    parser.parse(text);
+    c0 = process.cpuUsage();
+    t0 = performance.now();
+    parser.parse(moved);
+    incremental.push(performance.now() - t0);
+    incrementalCpu.push(cpuMsSince(c0));
   }
-  return { dumpBytes: text.length, fakeWgReadMs: median(total), parseMs: median(parse) };
+  return {
+    dumpBytes: text.length,
+    fakeWgReadMs: median(total),
+    parseMs: median(parse),
+    parseCpuMs: median(parseCpu),
+    incrementalParseMs: median(incremental) ?? 'no incremental parser in this tree',
+    incrementalParseCpuMs: median(incrementalCpu),
+  };
 }
 
 /** The client: parse the list, plan, apply on a real wireguard-go interface; then the seed's way. */
 async function measureClient(n: number, options: BenchOptions, paths: Paths): Promise<Record<string, unknown>> {
   const result: Record<string, unknown> = {};
-  const wg = (args: string[]) => execFileSync('wg', args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 }).toString();
   const fangKey = peerKey(0xffffff, 0x11);
   // A fresh interface: only the fang peer.
   writeFileSync(join(paths.dumpFile, '..', 'client.conf'), `[Interface]\nPrivateKey = ${readFileSync(paths.privateKeyFile, 'utf8').trim()}\n\n[Peer]\nPublicKey = ${fangKey}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 10.77.0.0/16\n`);
-  wg(['setconf', paths.wgInterface, join(paths.dumpFile, '..', 'client.conf')]);
+  await runCommand('wg', ['setconf', paths.wgInterface, join(paths.dumpFile, '..', 'client.conf')], undefined, 600_000);
   const driver = new WgCommandDriver(paths.wgInterface);
 
   // What the fang serves, asked by a peer that is not in it.
@@ -645,8 +689,10 @@ async function measureClient(n: number, options: BenchOptions, paths: Paths): Pr
   const fresh = await sync('allNew', body);
   // Make sure every peer is there for the next step, whatever the driver did.
   if (fresh.plan && (result.allNew as Record<string, unknown>).applyError) {
-    const changes = fresh.plan.changes;
-    for (let i = 0; i < changes.length; i += 500) await driver.applyPeerChanges(changes.slice(i, i + 500));
+    const changes = fresh.plan.changes.filter((c) => c.allowedIps !== undefined);
+    const config = join(paths.dumpFile, '..', 'all.conf');
+    writeFileSync(config, addconfText(changes));
+    await runCommand('wg', ['addconf', paths.wgInterface, config], undefined, 600_000);
   }
   // 2. The real interface read at n peers.
   const reads: number[] = [];
@@ -670,7 +716,7 @@ async function measureClient(n: number, options: BenchOptions, paths: Paths): Pr
   const perPeer = (performance.now() - t0) / sample;
   result.seed = { wgSetPerPeerMs: round(perPeer), [`changed${k}Ms`]: round(perPeer * k), allNewMs: round(perPeer * n), extrapolatedFrom: sample };
   // Back to a fresh interface for the next size.
-  wg(['setconf', paths.wgInterface, join(paths.dumpFile, '..', 'client.conf')]);
+  await runCommand('wg', ['setconf', paths.wgInterface, join(paths.dumpFile, '..', 'client.conf')], undefined, 600_000);
   return result;
 }
 
@@ -752,7 +798,7 @@ export async function runScaleBench(argv: readonly string[]): Promise<Record<str
       .map((line) => JSON.parse(line) as unknown);
     return {
       bench: 'scale',
-      commit: commit(),
+      commit: argv.includes('--commit') ? argv[argv.indexOf('--commit') + 1] : commit(),
       startedAt,
       machine: {
         cpu: cpus()[0]?.model,

@@ -13,6 +13,9 @@ for bin in "$(dirname "$(command -v node)")" $(sh scripts/node-versions.sh); do
   "$bin/node" --test $(find dist/test/unit -name '*.test.js' | sort)
 done
 
+echo "== attack tests (fuzz, 1,000-peer load, exhaustion) on Node.js $(node --version)"
+node --test --test-concurrency=1 dist/test/attack/
+
 echo "== systemd units"
 sh scripts/verify-units.sh
 

@@ -1,6 +1,6 @@
 import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
-import { loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
+import { ignoreHangup, loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
 import { RelayFirewall } from '../fang/relay-firewall';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
@@ -54,6 +54,11 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const logger = loggerFromFlags('server', values);
   const metricsAt = values.metrics === undefined ? undefined : parseAddressAndPort('server', 'metrics', values.metrics, DEFAULT_METRICS_PORT);
 
+  // A policy file with an error stops the start before anything else is touched.
+  const policyPath = typeof values.policy === 'string' ? values.policy : undefined;
+  const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
+  if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
+
   const driver = new WgCommandDriver(interfaceName);
   // Fail at start, not at the first request, when the interface or wg is missing.
   const device = await driver.readDevice();
@@ -74,14 +79,11 @@ export async function serverCommand(argv: string[]): Promise<number> {
       hint: 'sysctl -w net.ipv6.conf.all.forwarding=1',
     });
   }
-  const policyPath = typeof values.policy === 'string' ? values.policy : undefined;
-  const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
-  if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
   const signal = shutdownSignal(logger);
   if (metricsAt) assertMetricsAddress(interfaceName, metricsAt.address, addressesOf(interfaceName));
   const metrics = metricsAt ? new FangMetrics() : undefined;
   let inForce = policy;
-  const mesh = meshBuilder(() => inForce?.names ?? new Map());
+  const mesh = meshBuilder();
   // Under a policy, relaying through this machine is limited the same way (an iptables chain in FORWARD).
   const relayFirewall = policy ? new RelayFirewall(interfaceName, logger) : undefined;
   const server = await startFangServer({
@@ -89,18 +91,19 @@ export async function serverCommand(argv: string[]): Promise<number> {
     listenAddress: listen.address,
     port: listen.port,
     logger,
+    ...(policy ? { policy, relayFirewall } : {}),
     peerRoutes: meshRoutes(mesh),
     ...(metrics ? { onReply: (path: string, status: number) => metrics.request(path, status) } : {}),
     ...(policy ? { policy, relayFirewall } : {}),
   });
   const stopReloading =
     policyPath === undefined
-      ? () => {}
+      ? ignoreHangup(logger)
       : reloadPolicyOnHangup(policyPath, logger, async (next) => {
           inForce = next;
           await server.setPolicy(next);
         });
-  const metricsServer = metrics && metricsAt ? await serveFangMetrics({ metrics, server, interfaceName, ...metricsAt, mesh, logger }) : undefined;
+  const metricsServer = metrics && metricsAt ? await serveFangMetrics({ metrics, server, interfaceName, ...metricsAt, mesh: (d, r) => mesh(d, r, { policy: inForce }), logger }) : undefined;
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   stopReloading();
   await metricsServer?.close();

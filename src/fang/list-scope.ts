@@ -11,6 +11,17 @@ import { punchRequestsFor } from './punch-requests';
  * neither the peer nor its removal, and clients kept it for good.
  */
 export function settleChanges(changes: ChangesSince, device: DeviceState): ChangesSince {
+  // Every client parked on one revision asks with the same `changes` and device: settle once, not once per client.
+  const memo = settled.get(changes);
+  if (memo && memo.device === device) return memo.result;
+  const result = settle(changes, device);
+  settled.set(changes, { device, result });
+  return result;
+}
+
+const settled = new WeakMap<ChangesSince, { device: DeviceState; result: ChangesSince }>();
+
+function settle(changes: ChangesSince, device: DeviceState): ChangesSince {
   const present = new Set(device.peers.map((peer) => peer.publicKey));
   const changed = new Set<WireGuardKey>();
   const removed = new Set(changes.removed);

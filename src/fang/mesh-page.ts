@@ -9,6 +9,7 @@ import type { PeerReport } from '../peer-list/peer-list';
 import type { DeviceState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 import { buildMesh, DirectSince, type MeshView } from './mesh';
+import { mayLink, nameOf, type Policy } from './policy';
 
 export const MESH_PAGE_PATH = '/mesh';
 export const MESH_JSON_PATH = '/v1/mesh.json';
@@ -93,22 +94,41 @@ export function renderMeshPage(view: MeshView): string {
 `;
 }
 
-/** The mesh page and its JSON as peer-only routes of the fang server; `names` gives friendly names where a policy has them. */
+/** Who asks for the view and under which policy: an asker sees only itself and the peers the policy lets it learn. */
+export interface MeshScope {
+  readonly asker?: WireGuardKey;
+  readonly policy?: Policy | undefined;
+}
+
+type MeshFn = (device: DeviceState, reports: ReadonlyMap<WireGuardKey, PeerReport>, scope?: MeshScope) => MeshView;
+
+/** The mesh page and its JSON as peer-only routes of the fang server, each scoped to the asking peer. */
 export function meshRoutes(
-  mesh: (device: DeviceState, reports: ReadonlyMap<WireGuardKey, PeerReport>) => MeshView,
-): ReadonlyMap<string, (context: { device: DeviceState; reports: ReadonlyMap<WireGuardKey, PeerReport> }) => { body: string; type: string }> {
+  mesh: MeshFn,
+): ReadonlyMap<string, (context: { device: DeviceState; reports: ReadonlyMap<WireGuardKey, PeerReport>; asker: WireGuardKey; policy: Policy | undefined }) => { body: string; type: string }> {
+  type Context = { device: DeviceState; reports: ReadonlyMap<WireGuardKey, PeerReport>; asker: WireGuardKey; policy: Policy | undefined };
+  const view = (c: Context) => mesh(c.device, c.reports, { asker: c.asker, policy: c.policy });
   return new Map([
-    [MESH_PAGE_PATH, (c: { device: DeviceState; reports: ReadonlyMap<WireGuardKey, PeerReport> }) => ({ body: renderMeshPage(mesh(c.device, c.reports)), type: 'text/html; charset=utf-8' })],
-    [MESH_JSON_PATH, (c: { device: DeviceState; reports: ReadonlyMap<WireGuardKey, PeerReport> }) => ({ body: `${JSON.stringify(mesh(c.device, c.reports))}\n`, type: 'application/json' })],
+    [MESH_PAGE_PATH, (c: Context) => ({ body: renderMeshPage(view(c)), type: 'text/html; charset=utf-8' })],
+    [MESH_JSON_PATH, (c: Context) => ({ body: `${JSON.stringify(view(c))}\n`, type: 'application/json' })],
   ]);
 }
 
-/** Builds mesh views that remember since when each pair has been direct. */
-export function meshBuilder(names: () => ReadonlyMap<WireGuardKey, string> = () => new Map(), clock: () => number = Date.now) {
+/** Builds mesh views (names from the policy) that remember since when each pair has been direct. */
+export function meshBuilder(clock: () => number = Date.now): MeshFn {
   const directSince = new DirectSince();
-  return (device: DeviceState, reports: ReadonlyMap<WireGuardKey, PeerReport>): MeshView => {
-    const view = buildMesh(device, reports, Math.floor(clock() / 1000), { names: names(), directSince: directSince.map });
-    directSince.update(view);
+  return (device, reports, scope = {}) => {
+    const { asker, policy } = scope;
+    const visible = asker === undefined || !policy ? device : { ...device, peers: device.peers.filter((peer) => peer.publicKey === asker || mayLink(policy, asker, peer.publicKey)) };
+    const names = new Map(device.peers.flatMap((peer) => {
+      const name = nameOf(policy, peer.publicKey);
+      return name ? [[peer.publicKey, name] as const] : [];
+    }));
+    // Reports from and about hidden peers stay out too (a NAT's evidence names the peer that saw it).
+    const keys = new Set(visible.peers.map((peer) => peer.publicKey));
+    const seenReports = visible === device ? reports : new Map([...reports].filter(([key]) => keys.has(key)).map(([key, report]) => [key, { ...report, seen: report.seen.filter((s) => keys.has(s.publicKey)) }]));
+    const view = buildMesh(visible, seenReports, Math.floor(clock() / 1000), { names, directSince: directSince.map });
+    directSince.update(view, visible === device);
     return view;
   };
 }

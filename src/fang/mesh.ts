@@ -123,10 +123,19 @@ export class DirectSince {
   get map(): ReadonlyMap<string, number> {
     return this.since;
   }
-  /** Starts the clock for pairs that became direct, and forgets pairs that are not. */
-  update(view: MeshView): void {
-    const direct = new Set(view.pairs.filter((p) => p.path === 'direct' || p.path === 'lan').map((p) => pairKey(p.a, p.b)));
-    for (const key of this.since.keys()) if (!direct.has(key)) this.since.delete(key);
-    for (const key of direct) if (!this.since.has(key)) this.since.set(key, view.generatedAt);
+  /**
+   * Starts the clock for the view's pairs that became direct and stops it for
+   * those that are not; a `complete` view (every peer) also forgets pairs it
+   * does not hold, a scoped one leaves them alone.
+   */
+  update(view: MeshView, complete = true): void {
+    const inView = new Set<string>();
+    for (const pair of view.pairs) {
+      const key = pairKey(pair.a, pair.b);
+      inView.add(key);
+      if (pair.path !== 'direct' && pair.path !== 'lan') this.since.delete(key);
+      else if (!this.since.has(key)) this.since.set(key, view.generatedAt);
+    }
+    if (complete) for (const key of this.since.keys()) if (!inView.has(key)) this.since.delete(key);
   }
 }

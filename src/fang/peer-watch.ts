@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { DeviceState, PeerState } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
-import type { SharedDeviceView } from './device-view';
+import { SLOW_READ_FACTOR, type SharedDeviceView } from './device-view';
 import { diffStates } from './peer-diff';
 
 /** How many revisions of changes are kept to answer deltas; an older `since` gets the full list. */
@@ -12,8 +12,6 @@ export interface ChangesSince {
   readonly removed: ReadonlySet<WireGuardKey>;
 }
 
-/** Between polls, wait at least this many times as long as the last read took. */
-const SLOW_READ_FACTOR = 3;
 
 interface Waiter {
   readonly since: number;

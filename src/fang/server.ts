@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { formatIp, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
+import { formatIp, ipEquals, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
 import { describeError, SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
 import { parsePeerReport } from '../peer-list/parse';
@@ -11,7 +11,7 @@ import type { WireGuardDriver } from '../wireguard/driver';
 import { guardConnections, type ConnectionLimits, type ConnectionSource } from './connection-guard';
 import { SharedDeviceView } from './device-view';
 import { scopePeerList, settleChanges } from './list-scope';
-import { mayLink, nameOf, type Policy } from './policy';
+import { learnableBy, mayLink, nameOf, type Policy } from './policy';
 import { PunchRequestBook } from './punch-requests';
 import { keepRelayFirewall, type RelayFirewallPort } from './relay-firewall';
 import { RateLimitedLog } from './rate-limited-log';
@@ -43,9 +43,12 @@ export interface FangServerOptions {
   readonly peerRoutes?: ReadonlyMap<string, (context: PeerRouteContext) => { body: string; type: string }>;
 }
 
+/** What a peer-only route may show: the interface, the reports, who asks, and the policy in force (it must not show more than the policy lets the asker learn). */
 export interface PeerRouteContext {
   readonly device: DeviceState;
   readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
+  readonly asker: WireGuardKey;
+  readonly policy: Policy | undefined;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -167,15 +170,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
     }
     if (extra) {
-      // Under a policy the page shows only the peers the asker may learn, like its list.
-      const askerKey = asker.publicKey;
-      const visible = (key: WireGuardKey) => key === askerKey || mayLink(policy, askerKey, key);
-      const page = policy
-        ? extra({
-            device: { ...current.device, peers: current.device.peers.filter((peer) => visible(peer.publicKey)) },
-            reports: new Map([...reports].filter(([key]) => visible(key))),
-          })
-        : extra({ device: current.device, reports });
+      const page = extra({ device: current.device, reports, asker: asker.publicKey, policy });
       return reply(200, page.body, page.type);
     }
     const holding = waitingBy.get(asker.publicKey) ?? 0;
@@ -208,7 +203,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (path === '/v1/peers.txt' || policy) {
       // Under a policy each asker sees its own set of peers: built for it alone (policy.ts, list-scope.ts).
       const askerKey = asker.publicKey;
-      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), (key) => mayLink(policy, askerKey, key), nowSeconds(), (key) => nameOf(policy, key));
+      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), learnableBy(policy, askerKey), nowSeconds(), (key) => nameOf(policy, key));
       if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
       return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
     }
@@ -291,18 +286,21 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     return reply(204, '');
   };
 
-  // Who a new connection comes from, before any HTTP: a peer known from a read
-  // up to 2 s old is taken at once; a stranger costs at most one read per 2 s.
+  // Who a new connection comes from, before any HTTP, from a read of the
+  // interface shared with requests: at most 2 s old for a known peer (a peer
+  // removed since is refused within 2 s), and at most 0.5 s old before a
+  // source is refused as a stranger (a new peer waits at most that long; a
+  // flood of strangers costs at most two reads a second).
   let known: { device: DeviceState; at: number } | undefined;
+  const readKnown = async () => (known = { device: (await watch.refresh()).device, at: Date.now() });
   const identifySource = async (source: IpAddress): Promise<ConnectionSource> => {
-    const fresh = known && Date.now() - known.at < 2000;
-    let peer = known && identifyAsker(known.device, source);
-    if (!peer && !fresh) {
-      known = { device: (await watch.refresh()).device, at: Date.now() };
-      peer = identifyAsker(known.device, source);
-    }
+    if (!known || Date.now() - known.at >= 2000) await readKnown();
+    let peer = identifyAsker(known!.device, source);
+    if (!peer && Date.now() - known!.at >= 500) peer = identifyAsker((await readKnown()).device, source);
     const peers = known!.device.peers.length;
-    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) } : { kind: 'not-a-peer', peers };
+    if (peer) return { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) };
+    // F itself, from its listen address (only F can send from it): answered, with 403, so `doctor` on F sees the server.
+    return ipEquals(source, options.listenAddress) ? { kind: 'local' } : { kind: 'not-a-peer', peers };
   };
 
   const server: Server = createServer((request, response) => {
@@ -336,7 +334,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
         ),
       );
     });
-    server.listen({ host, port: options.port, exclusive: true }, () => resolve());
+    // Every waiting peer reconnects at once when a change wakes them: a deep accept queue keeps that burst from being dropped.
+    server.listen({ host, port: options.port, exclusive: true, backlog: 4096 }, () => resolve());
   });
   const relay = options.relayFirewall && keepRelayFirewall(options.relayFirewall, () => policy, async () => (await watch.refresh()).device, logger);
   const address = server.address();

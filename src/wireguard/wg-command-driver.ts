@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { formatEndpoint, formatPrefix } from '../ip/address';
 import { SnakebiteError } from '../errors';
 import type { DeviceState, PeerChange } from './device-state';
@@ -47,7 +50,7 @@ export const runCommand: CommandRunner = (file, args, input, timeoutMs = WG_TIME
  * Bytes of `wg set` arguments put in one command. Linux refuses an exec whose
  * arguments and environment pass a quarter of the stack limit (2 MiB with the
  * usual 8 MiB), and any single argument over 128 KiB, with E2BIG: a fresh
- * client adding 10,765 peers hit it. Larger batches go through stdin.
+ * client adding 10,765 peers hit it. Larger batches go through a configuration file.
  */
 export const WG_SET_ARGUMENT_BUDGET = 256 * 1024;
 
@@ -108,7 +111,9 @@ export function addconfText(changes: readonly PeerChange[]): string {
 /**
  * How a batch is carried out: one `wg set` when its arguments fit
  * WG_SET_ARGUMENT_BUDGET; otherwise the changes that give allowed IPs as one
- * `wg addconf` on stdin, then the rest in as few `wg set` runs as fit, in order.
+ * `wg addconf` (its `input` is the configuration; the driver hands it to wg
+ * in a temporary file, whose path replaces the last argument), then the rest in
+ * as few `wg set` runs as fit, in order.
  */
 export type WgInvocation = { readonly args: readonly string[]; readonly input?: string };
 
@@ -119,7 +124,7 @@ export function wgInvocations(interfaceName: string, changes: readonly PeerChang
   const invocations: WgInvocation[] = [];
   // A re-created peer needs its removal in the same command: it stays with `wg set`.
   const viaConfig = changes.filter((change) => !change.remove && !change.recreate && change.allowedIps !== undefined);
-  if (viaConfig.length > 0) invocations.push({ args: ['addconf', interfaceName, '/dev/stdin'], input: addconfText(viaConfig) });
+  if (viaConfig.length > 0) invocations.push({ args: ['addconf', interfaceName, 'peers.conf'], input: addconfText(viaConfig) });
   let batch: PeerChange[] = [];
   let bytes = argumentBytes(['set', interfaceName]);
   for (const change of changes) {
@@ -135,6 +140,21 @@ export function wgInvocations(interfaceName: string, changes: readonly PeerChang
   }
   if (batch.length > 0) invocations.push({ args: wgSetArguments(interfaceName, batch, presharedKeyFiles) });
   return invocations;
+}
+
+/**
+ * Runs `work` with `text` in a file of mode 0600 in a fresh directory of mode
+ * 0700, removed afterwards. The text holds public keys and endpoints only.
+ */
+export async function withConfigFile<T>(text: string, work: (path: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'snakebite-conf-'));
+  try {
+    const path = join(dir, 'peers.conf');
+    writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
+    return await work(path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Turns a failed `wg` run into an error that names the command and says what to do. */
@@ -162,6 +182,7 @@ export function explainWgFailure(interfaceName: string, args: readonly string[],
 export class WgCommandDriver implements WireGuardDriver {
   /** Keeps the last dump, so a read of a mostly unchanged interface reuses its objects. */
   private readonly parser: DumpParser;
+  private peersLastRead = 0;
 
   constructor(
     readonly interfaceName: string,
@@ -175,11 +196,14 @@ export class WgCommandDriver implements WireGuardDriver {
     const args = ['show', this.interfaceName, 'dump'];
     let result: CommandResult;
     try {
-      result = await this.run(this.wgPath, args);
+      // wireguard-go takes seconds to print tens of thousands of peers: give a large interface time in proportion.
+      result = await this.run(this.wgPath, args, undefined, applyTimeoutMs(this.peersLastRead));
     } catch (error) {
       throw explainWgFailure(this.interfaceName, args, error);
     }
-    return this.parser.parse(result.stdout);
+    const state = this.parser.parse(result.stdout);
+    this.peersLastRead = state.peers.length;
+    return state;
   }
 
   async applyPeerChanges(changes: readonly PeerChange[]): Promise<void> {
@@ -190,8 +214,9 @@ export class WgCommandDriver implements WireGuardDriver {
     await withKeyFiles(wanted, async (files) => {
       for (const { args, input } of wgInvocations(this.interfaceName, changes, WG_SET_ARGUMENT_BUDGET, files)) {
         try {
-          // wireguard-go needs about 1 ms per new peer: a large batch gets a longer deadline.
-          await (input === undefined && changes.length < 1000 ? this.run(this.wgPath, args) : this.run(this.wgPath, args, input, applyTimeoutMs(changes.length)));
+          if (input === undefined) await (changes.length < 1000 ? this.run(this.wgPath, args) : this.run(this.wgPath, args, undefined, applyTimeoutMs(changes.length)));
+          // wg opens its configuration by path, and /dev/stdin is a socket under Node (fopen: ENXIO): a file it is.
+          else await withConfigFile(input, (path) => this.run(this.wgPath, [...args.slice(0, -1), path], undefined, applyTimeoutMs(changes.length)));
         } catch (error) {
           throw explainWgFailure(this.interfaceName, args, error);
         }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -39,7 +39,10 @@ test('mesh page: headless Chromium on a peer draws every peer and pair; a non-pe
   t.after(() => rmSync(profile, { recursive: true, force: true }));
   await withLab(t, { withHostC: true, natB: 'symmetric' }, async (lab) => {
     const f = lab.host('f');
-    await lab.startServer(['--metrics', `${f.overlayAddress}:9586`]);
+    // A policy that links everyone and names each peer: the page shows the names.
+    const policy = join(profile, 'policy');
+    writeFileSync(policy, `peer alice ${lab.host('a').keys.publicKey}\npeer bob ${lab.host('b').keys.publicKey}\npeer carol ${lab.host('c').keys.publicKey}\nallow all all\n`);
+    await lab.startServer(['--metrics', `${f.overlayAddress}:9586`, '--policy', policy]);
     for (const name of ['a', 'b', 'c'] as const) lab.startSnakebite(name, lab.clientArgs(name, ['--metrics', `${lab.host(name).overlayAddress}:9586`]));
     const a = lab.host('a');
     const url = `http://${f.overlayAddress}:51821/mesh`;
@@ -58,7 +61,8 @@ test('mesh page: headless Chromium on a peer draws every peer and pair; a non-pe
     const dom = await chromium(lab, 'a', ['--virtual-time-budget=5000', '--dump-dom', url], profile);
     assert.equal(dom.code, 0, dom.stdout.slice(0, 500));
     assert.match(dom.stdout, /<h1>Snakebite mesh<\/h1>/);
-    for (const name of ['a', 'b', 'c'] as const) assert.ok(dom.stdout.includes(short(name)), `the page names ${name}`);
+    for (const name of ['a', 'b', 'c'] as const) assert.ok(dom.stdout.includes(short(name)), `the page shows ${name}'s key`);
+    for (const name of ['alice', 'bob', 'carol']) assert.ok(dom.stdout.includes(`<strong>${name}</strong>`), `the page names ${name}`);
     assert.equal((dom.stdout.match(/class="cell lan"/g) ?? []).length, 2, 'A-C both ways');
     assert.equal((dom.stdout.match(/class="cell relayed"/g) ?? []).length, 4, 'A-B and C-B both ways');
     assert.match(dom.stdout, /class="nat-(symmetric|rewrites-port)"/, 'B\'s NAT is shown as hard');

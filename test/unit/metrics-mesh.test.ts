@@ -4,6 +4,7 @@ import { get } from 'node:http';
 import { buildMesh, DirectSince, type PairPath } from '../../src/fang/mesh';
 import { meshBuilder, meshRoutes, renderMeshPage } from '../../src/fang/mesh-page';
 import { startFangServer } from '../../src/fang/server';
+import { parsePolicy } from '../../src/fang/policy';
 import { ClientMetrics } from '../../src/metrics/client-metrics';
 import { Histogram, renderExposition } from '../../src/metrics/exposition';
 import { FangMetrics, outcomeOf } from '../../src/metrics/fang-metrics';
@@ -173,5 +174,19 @@ describe('metrics', () => {
 `;
     assert.equal(parseForwardedBytes(text, 'wg0'), 99765);
     assert.equal(parseForwardedBytes(text, 'wg1'), undefined);
+  });
+});
+
+describe('mesh under a policy', () => {
+  test('an asker sees itself and the peers the policy lets it learn, with their names, and no evidence from hidden peers', () => {
+    const policy = parsePolicy(`peer alice ${A} home\npeer bob ${B} home\npeer carol ${C} work\nallow home home\n`);
+    const mesh = meshBuilder(() => NOW * 1000);
+    const reports = new Map([[C, report(51820, [[A, '198.51.100.10:51999']])]]);
+    const seenByAlice = mesh(device(F, fangPeers), reports, { asker: A, policy });
+    assert.deepEqual(seenByAlice.peers.map((p) => p.name), ['alice', 'bob']);
+    assert.deepEqual(seenByAlice.pairs.map((p) => p.path), ['relayed']);
+    assert.doesNotMatch(JSON.stringify(seenByAlice), new RegExp(C.slice(0, 8).replace(/[+/]/g, '.')));
+    const whole = mesh(device(F, fangPeers), reports);
+    assert.equal(whole.peers.length, 3);
   });
 });

@@ -15,6 +15,13 @@ import { addconfText, runCommand, wgInvocations, wgSetArguments } from '../../sr
 import { device, endpoint, key, peer, pick, prefix, randomKey, seededRandom, type PeerSpec } from '../support/fakes';
 
 const FANG = key(0xf0);
+const NOW = 1_700_000_000;
+
+/** Peers sorted by key: the encoder puts entries made for one asker last. */
+function canonical(body: unknown): unknown {
+  const doc = body as { peers: { publicKey: string }[] };
+  return { ...doc, peers: [...doc.peers].sort((a, b) => a.publicKey.localeCompare(b.publicKey)) };
+}
 
 function dumpOf(lines: readonly string[]): string {
   return `${['(none)', FANG, '51820', 'off'].join('\t')}\n${lines.map((l) => `${l}\n`).join('')}`;
@@ -155,14 +162,8 @@ describe('PeerListEncoder gives what serializePeerList(buildPeerList(...)) gives
     [keys[0]!, { listenPort: 51820, candidates: [endpoint('192.168.1.2:51820')], seen: [{ publicKey: keys[1]!, endpoint: endpoint('203.0.113.2:1') }], punchRequests: [{ publicKey: keys[4]!, at: 5 }] }],
     [keys[4]!, { listenPort: 1, candidates: [], seen: [{ publicKey: keys[1]!, endpoint: endpoint('203.0.113.2:2') }, { publicKey: keys[0]!, endpoint: endpoint('[2001:db8::1]:7') }] }],
   ]);
-  // A punch request reaches only the peer it names; the encoder puts entries made for one asker last.
-  const NOW = 10;
-  const canonical = (doc: unknown) => {
-    const d = doc as { peers: { publicKey: string }[] };
-    return { ...d, peers: [...d.peers].sort((a, b) => a.publicKey.localeCompare(b.publicKey)) };
-  };
   const reference = (state: DeviceState, asker: PeerState, revision: number, delta?: Parameters<typeof buildPeerList>[3]) =>
-    canonical(JSON.parse(JSON.stringify(serializePeerList(scopePeerList(buildPeerList(state, asker, revision, delta, reports), () => true, NOW)))));
+    canonical(JSON.parse(JSON.stringify(serializePeerList(scopePeerList(buildPeerList(state, asker, revision, delta, reports), () => true, NOW))))) as unknown;
 
   test('full list, every asker (first, middle, last)', () => {
     const encoder = new PeerListEncoder();
@@ -181,7 +182,7 @@ describe('PeerListEncoder gives what serializePeerList(buildPeerList(...)) gives
 
   test('an interface with one peer, asked by it: no entries', () => {
     const lone = device(FANG, [{ publicKey: keys[0]!, allowedIps: ['10.10.10.1/32'] }]);
-    const body = JSON.parse(new PeerListEncoder().encode(lone, lone.peers[0]!, 1, undefined, new Map(), 0).toString()) as { peers: unknown[] };
+    const body = JSON.parse(new PeerListEncoder().encode(lone, lone.peers[0]!, 1, undefined, new Map(), NOW).toString()) as { peers: unknown[] };
     assert.deepEqual(body.peers, []);
   });
 
@@ -218,7 +219,7 @@ describe('the list stays linear in the peers, whatever they report', () => {
   test('twice the peers, each seeing all the others: about twice the bytes, not four times', () => {
     const size = (n: number) => {
       const { state, reports } = everyoneSeesEveryone(n);
-      return new PeerListEncoder().encode(state, state.peers[0]!, 1, undefined, reports, 0).length;
+      return new PeerListEncoder().encode(state, state.peers[0]!, 1, undefined, reports, NOW).length;
     };
     const ratio = size(240) / size(120);
     assert.ok(ratio > 1.8 && ratio < 2.3, `ratio ${ratio}`);
@@ -244,7 +245,7 @@ describe('wgInvocations: large batches never hit the argument limit', () => {
     const budget = 4096;
     const runs = wgInvocations('wg0', changes, budget);
     const [config, ...sets] = runs;
-    assert.deepEqual(config!.args, ['addconf', 'wg0', '/dev/stdin']);
+    assert.deepEqual(config!.args, ['addconf', 'wg0', 'peers.conf']);
     const viaConfig = changes.filter((c) => !c.remove && c.allowedIps);
     assert.equal(config!.input, addconfText(viaConfig));
     for (const run of sets) {

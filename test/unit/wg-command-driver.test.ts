@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isSnakebiteError, type ErrorCode } from '../../src/errors';
 import type { PeerChange } from '../../src/wireguard/device-state';
-import { explainWgFailure, runCommand, WgCommandDriver, wgSetArguments, type CommandRunner } from '../../src/wireguard/wg-command-driver';
+import { addconfText, explainWgFailure, runCommand, WgCommandDriver, wgSetArguments, type CommandRunner } from '../../src/wireguard/wg-command-driver';
 import { endpoint, key, prefix, readFixture } from '../support/fakes';
 
 const A = key(1);
@@ -242,6 +242,8 @@ describe('WgCommandDriver spawning a fake `wg`', () => {
         'printf "%s" "$LC_ALL" > "$dir/lc_all"',
         'case "$2" in missing) echo "Unable to access interface: No such device" >&2; exit 1;; esac',
         'if [ "$1" = show ]; then cat "$dir/dump"; fi',
+        // wg reads its configuration by path (fopen): keep a copy, and show it can be opened.
+        'if [ "$1" = addconf ]; then cat "$3" > "$dir/conf" || exit 1; fi',
         'exit 0',
         '',
       ].join('\n'),
@@ -284,6 +286,22 @@ describe('WgCommandDriver spawning a fake `wg`', () => {
     ];
     await new WgCommandDriver('wg0', runCommand, wg).applyPeerChanges(changes);
     assert.deepEqual(runs(), [wgSetArguments('wg0', changes)]);
+  });
+
+  test('a batch too large for argv: one addconf from a readable file (removed after), then wg set runs', async () => {
+    const changes: PeerChange[] = Array.from({ length: 3000 }, (_, i) => ({
+      publicKey: Buffer.alloc(32, 9).fill(i & 0xff, 0, 1).fill(i >> 8, 1, 2).toString('base64'),
+      endpoint: endpoint(`198.51.100.${(i % 250) + 1}:${1000 + i}`),
+      persistentKeepalive: 25,
+      ...(i % 2 ? { allowedIps: [prefix(`10.1.${i >> 8}.${i & 255}/32`)] } : {}),
+    }));
+    await new WgCommandDriver('wg0', runCommand, wg).applyPeerChanges(changes);
+    const [config, ...sets] = runs();
+    assert.deepEqual(config!.slice(0, 2), ['addconf', 'wg0']);
+    assert.equal(existsSync(config![2]!), false, 'the configuration file is removed');
+    assert.equal(readFileSync(path.join(dir, 'conf'), 'utf8'), addconfText(changes.filter((c) => c.allowedIps)));
+    assert.ok(sets.length >= 1 && sets.every((args) => args[0] === 'set'));
+    assert.equal(sets.flat().filter((a) => a === 'peer').length, 1500);
   });
 
   test("a real failure carries wg's stderr", async () => {
