@@ -128,15 +128,21 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const sourceText = request.socket.remoteAddress ?? '';
     const source = parseIp(sourceText);
     const [path = '', query = ''] = (request.url ?? '').split('?', 2);
-    const reply = (status: number, body: string | Buffer, type = 'text/plain; charset=utf-8') => {
+    const reply = (status: number, body: string | Buffer | readonly Buffer[], type = 'text/plain; charset=utf-8') => {
       options.onReply?.(path, status);
       response.writeHead(status, {
         'content-type': type,
-        'content-length': Buffer.byteLength(body),
+        'content-length': Array.isArray(body) ? body.reduce((sum: number, part: Buffer) => sum + part.length, 0) : Buffer.byteLength(body as string | Buffer),
         'cache-control': 'no-store',
         ...(status === 405 ? { allow: path === REPORT_PATH ? 'POST' : 'GET, HEAD' } : {}),
       });
-      response.end(request.method === 'HEAD' ? undefined : body);
+      if (request.method === 'HEAD') return void response.end();
+      if (!Array.isArray(body)) return void response.end(body as string | Buffer);
+      const parts = body as readonly Buffer[];
+      // A small reply goes out in one write; a large one as the shared slices of the encoded list, not a copy per asker.
+      if (parts.reduce((sum, part) => sum + part.length, 0) < 65_536) return void response.end(Buffer.concat(parts));
+      for (const part of parts) response.write(part);
+      response.end();
     };
 
     if (path === REPORT_PATH) {
@@ -208,7 +214,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
       return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
     }
     // The same document as serializePeerList(scopePeerList(buildPeerList(...))), encoded once per revision and shared.
-    return reply(200, encoder.encode(current.device, asker, current.revision, delta, reports, nowSeconds()), 'application/json');
+    return reply(200, encoder.encodeParts(current.device, asker, current.revision, delta, reports, nowSeconds()), 'application/json');
   };
 
   /** The latest report of each peer, by key; lost on restart (clients report again on a full list). */
