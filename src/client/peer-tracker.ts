@@ -47,7 +47,8 @@ export class ActivityTracker {
  */
 export type Link =
   | { readonly kind: 'direct' }
-  | { readonly kind: 'punching'; readonly since: number }
+  /** `rx`: the peer's received bytes when the punch began (undefined: unknown); any more proves the path. */
+  | { readonly kind: 'punching'; readonly since: number; readonly rx?: number }
   | { readonly kind: 'relayed'; readonly since: number; readonly punches: number; readonly lastPunch: number };
 
 /** Everything the daemon remembers about one peer on the interface. */
@@ -184,14 +185,20 @@ export class PeerTracker {
       // Only a peer with a keepalive is stuck without a handshake: one without may just be idle.
       const stuck =
         peer.endpoint !== null && peer.persistentKeepalive !== null && (peer.latestHandshake === 0 || nowSeconds - peer.latestHandshake > SESSION_SECONDS);
-      if (link.kind === 'punching' && peer.latestHandshake >= link.since) link = { kind: 'direct' };
-      else if (link.kind === 'direct' && stuck && peer.allowedIps.length > 0) link = { kind: 'punching', since: nowSeconds };
+      const traffic = nextTraffic(before?.traffic, peer, nowSeconds);
+      // A punch worked when a handshake or any packet came from the peer since it began: a
+      // peer re-pointed while its session lives may not handshake again for two minutes,
+      // and relaying it then would break a path its other side uses directly.
+      if (link.kind === 'punching' && (peer.latestHandshake >= link.since || (link.rx !== undefined && peer.rxBytes > link.rx))) link = { kind: 'direct' };
+      else if (link.kind === 'direct' && stuck && peer.allowedIps.length > 0) link = { kind: 'punching', since: nowSeconds, rx: peer.rxBytes };
       // A peer of ours left relayed by an earlier run (an endpoint, no allowed IPs) is retried too.
       if (link.kind !== 'relayed' && origin === 'ours' && peer.endpoint && peer.allowedIps.length === 0) link = relayedNow(nowSeconds);
-      this.records.set(peer.publicKey, { ...before, origin, traffic: nextTraffic(before?.traffic, peer, nowSeconds), link });
+      this.records.set(peer.publicKey, { ...before, origin, traffic, link });
     }
     this.pendingOurs = new Set();
     this.pendingChanged = new Map();
+    const rxBefore = new Map(peers.map((peer) => [peer.publicKey, peer.rxBytes]));
+    const rxOf = (key: WireGuardKey) => rxBefore.get(key);
     for (const change of plan.changes) {
       if (change.publicKey === fangKey) continue;
       switch (change.kind) {
@@ -199,16 +206,17 @@ export class PeerTracker {
           this.records.set(change.publicKey, {
             origin: 'ours',
             traffic: { rx: 0, heardAt: 0, tx: 0, sentAt: 0 },
-            link: change.allowedIps?.length === 0 ? relayedNow(nowSeconds) : { kind: 'punching', since: nowSeconds },
+            link: change.allowedIps?.length === 0 ? relayedNow(nowSeconds) : { kind: 'punching', since: nowSeconds, rx: 0 },
           });
           break;
         case 'set-endpoint':
-          this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
+          this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds, rx: rxOf(change.publicKey) } });
           break;
         case 'rebuild-peer': {
           const d = change.decision;
           if (d.kind === 'rebuild' && d.relayFirst) this.update(change.publicKey, { link: relayedNow(nowSeconds), original: { allowedIps: d.allowedIps, viaFang: d.viaFang } });
-          else this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
+          // Re-created: its counters start again from zero.
+          else this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds, rx: 0 } });
           break;
         }
         case 'relay': {

@@ -473,11 +473,14 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
   }
   // One change for the fang peer however many peers move onto it: `wg set` replaces its whole list.
   const extra = ontoFang.flatMap((d) => d.prefixes).filter((prefix) => !fangNow.some((own) => samePrefix(own, prefix)));
+  // Prefixes this plan gives back to their own peers leave the fang peer in the same batch:
+  // `wg set` replaces the fang peer's whole list after theirs, and must not take them back.
+  const givenBack = decisions.flatMap((d) => (d.kind === 'direct-again' || d.kind === 'restore' ? d.allowedIps : []));
   if (extra.length > 0) {
     changes.push({
       kind: 'fang-routes',
       publicKey: policy.fangPublicKey,
-      allowedIps: [...fangNow, ...extra],
+      allowedIps: [...fangNow.filter((own) => !givenBack.some((back) => samePrefix(back, own))), ...extra],
       previousEndpoint: null,
       probeAddress: null,
       reason: `the fang peer carries ${extra.map(formatPrefix).join(',')} while ${ontoFang.length === 1 ? 'that peer is' : 'those peers are'} relayed (its own allowed IPs stay)`,

@@ -149,6 +149,25 @@ describe('PeerTracker.record', () => {
     assert.deepEqual(observed(tracker).trying, {}, 'a handshake in the very second it began counts');
   });
 
+  test('a peer re-pointed while its session lives is direct as soon as a packet comes back, without a new handshake', () => {
+    // WireGuard rekeys only every two minutes: waiting for a handshake here would relay a
+    // peer whose other side reaches us directly, and break the pair.
+    const tracker = new PeerTracker();
+    tracker.record(before(routed(A, { latestHandshake: T - 30, rxBytes: 1000 })), plan(change('set-endpoint', A)), FANG, T);
+    tracker.record(before(routed(A, { latestHandshake: T - 30, rxBytes: 1000 })), plan(), FANG, T + 1);
+    assert.deepEqual(observed(tracker).trying, { [A]: T }, 'nothing came back yet');
+    tracker.record(before(routed(A, { latestHandshake: T - 30, rxBytes: 1032 })), plan(), FANG, T + 2);
+    assert.deepEqual(observed(tracker).trying, {}, 'a packet came back through the new endpoint');
+  });
+
+  test('bytes received before the punch do not count as its answer', () => {
+    const tracker = new PeerTracker();
+    tracker.record(before(routed(A, { latestHandshake: T - 30, rxBytes: 500 })), plan(), FANG, T - 1);
+    tracker.record(before(routed(A, { latestHandshake: T - 30, rxBytes: 1000 })), plan(change('set-endpoint', A)), FANG, T);
+    tracker.record(before(routed(A, { latestHandshake: T - 30, rxBytes: 1000 })), plan(), FANG, T + 9);
+    assert.deepEqual(observed(tracker).trying, { [A]: T });
+  });
+
   test('a peer punched again after a handshake starts a new punching time', () => {
     const tracker = new PeerTracker();
     tracker.record(before(routed(A, { latestHandshake: 0 })), plan(), FANG, T);

@@ -1289,6 +1289,25 @@ describe('planPeerChanges: relaying peers the user configured (S2, S3)', () => {
     assert.deepEqual(plan.changes.filter((c) => c.kind === 'fang-routes').map((c) => c.allowedIps?.map(formatPrefix)), [['10.10.10.1/32', '10.10.10.3/32', '10.10.10.5/32']]);
   });
 
+  test('S3: one peer leaves the relay while another enters it: the fang change does not take the first one\'s /32 back', () => {
+    // OLD is relayed (its /32 on the fang peer) and just had a direct handshake; NEW's punch failed.
+    const current = device(SELF, [
+      { ...S3_FANG, allowedIps: ['10.10.10.1/32', '10.10.10.3/32'] },
+      { publicKey: OLD, endpoint: '198.51.100.3:51820', allowedIps: [], latestHandshake: NOW_SECONDS - 1, persistentKeepalive: 5 },
+      { publicKey: NEW, endpoint: '198.51.100.5:51820', allowedIps: ['10.10.10.5/32'], persistentKeepalive: 5 },
+    ]);
+    const both = list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32']), listEntry(NEW, '198.51.100.5:51820', ['10.10.10.5/32'])]);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: true }]]);
+    const plan = planPeerChanges(current, both, RELAYING, NOW, { ...USERS, changed, relayedSince: new Map([[OLD, NOW_SECONDS - 20]]), tryingSince: new Map([[NEW, NOW_SECONDS - 9]]) });
+    assert.deepEqual(plan.decisions.map((d) => d.kind), ['direct-again', 'relay']);
+    const after = applyToDevice(current, plan.changes);
+    assert.deepEqual(after.peers.map((p) => [p.publicKey, p.allowedIps.map(formatPrefix)]), [
+      [FANG, ['10.10.10.1/32', '10.10.10.5/32']],
+      [OLD, ['10.10.10.3/32']],
+      [NEW, []],
+    ]);
+  });
+
   test('S2: direct again restores the user\'s own allowed IPs, not the fang\'s list', () => {
     const relayed = baseDevice([], { allowedIps: [], latestHandshake: NOW_SECONDS - 1 });
     const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32'), prefix('10.10.10.33/32')], viaFang: false }]]);
