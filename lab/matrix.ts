@@ -5,6 +5,7 @@
  */
 import type { ConfigStyle, HostName, LabPath, NatKind, NatLab, NatLabOptions, PeerName } from './nat-lab';
 import { STYLE_LABEL } from './nat-lab';
+import { waitFor, type LabProcess } from './exec';
 
 /** A configuration style for the whole network, or a mix of them, by name. */
 export interface StyleCase {
@@ -108,22 +109,21 @@ export function pairsOf(lab: NatLab): [HostName, HostName][] {
   return pairs;
 }
 
-/** What one pair did in one run of a cell. */
+/** What one pair did in one run of a cell; times count from every client running (`clientsUpMs` after they were spawned). */
 export interface PairResult {
   readonly pair: string;
   readonly promised: LabPath;
-  /** ms from the clients starting to the first ping reply over any path; null: none within the limit. */
+  /** ms to the first ping reply over any path; null: none within the limit. */
   readonly firstReplyMs: number | null;
-  /** ms from the clients starting until both sides show the promised direct or LAN path; null for relayed promises or never. */
+  /** ms until both sides show the promised direct or LAN path; null for relayed promises or never. */
   readonly connectMs: number | null;
   /**
-   * ms from the clients being spawned until the pair's last client logged
-   * `client-started` (Node.js starting up: 0.15 s on a quiet machine, seconds
-   * on a loaded one); null when neither runs a client. `connectMs` minus this
-   * is what Snakebite itself took.
+   * ms from the clients being spawned until the last of them logged
+   * `client-started`: Node.js starting up, 0.15 s on a quiet machine, seconds
+   * on a loaded one. Add it for times from the spawn.
    */
-  readonly clientsUpMs: number | null;
-  /** The path each side shows once settled (`settleMs` after the clients started): `x>y` and `y>x`. */
+  readonly clientsUpMs: number;
+  /** The path each side shows once settled (`settleMs` after every client ran): `x>y` and `y>x`. */
   readonly settled: { readonly there: LabPath; readonly back: LabPath };
   /** Replies to 5 pings sent once settled. */
   readonly settledReplies: number;
@@ -131,32 +131,44 @@ export interface PairResult {
 
 /**
  * One run of a cell on a lab just built: starts `snakebite server` (unless it
- * runs already) and a client daemon on every peer that runs one, all at once, then for every pair at the
- * same time: the first ping reply, the moment the promised direct or LAN path
- * is up on both sides, and the path and a few pings once settled.
+ * runs already) and a client daemon on every peer that runs one, all at once,
+ * and once every client runs (has logged `client-started`), for every pair at
+ * the same time: the first ping reply, the moment the promised direct or LAN
+ * path is up on both sides, and the path and a few pings once settled.
  */
 export async function runCell(lab: NatLab, options: { limitMs: number; settleMs: number; clientArgs?: readonly string[] }): Promise<PairResult[]> {
   await lab.startServer();
-  const started = Date.now();
-  const clients = new Map(lab.clientPeers().map((host) => [host.name, lab.startSnakebite(host.name, lab.clientArgs(host.name, options.clientArgs ?? []))]));
-  const upMs = (name: HostName): number | null => {
-    const line = clients.get(name)?.output.all().find((l) => /client-started/.test(l));
-    const at = line ? Date.parse(line.split(' ')[0]!) : NaN;
-    return Number.isNaN(at) ? null : at - started;
-  };
+  const spawned = Date.now();
+  const clients = lab.clientPeers().map((host) => lab.startSnakebite(host.name, lab.clientArgs(host.name, options.clientArgs ?? [])));
+  const up = await clientsRunning(clients, spawned);
   return Promise.all(
     pairsOf(lab).map(async ([x, y]): Promise<PairResult> => {
       const promised = promisedPath(lab, x, y);
-      const connecting = promised === 'relayed' ? Promise.resolve(null) : bothShow(lab, x, y, promised, started, options.limitMs);
-      const [firstReplyMs, connectMs] = await Promise.all([lab.firstReply(x, y, started, options.limitMs), connecting]);
-      await new Promise((r) => setTimeout(r, Math.max(0, started + options.settleMs - Date.now())));
+      const connecting = promised === 'relayed' ? Promise.resolve(null) : bothShow(lab, x, y, promised, up, options.limitMs);
+      const [firstReplyMs, connectMs] = await Promise.all([lab.firstReply(x, y, up, options.limitMs), connecting]);
+      await new Promise((r) => setTimeout(r, Math.max(0, up + options.settleMs - Date.now())));
       const [there, back] = await Promise.all([lab.pathOf(x, y), lab.pathOf(y, x)]);
       const ping = await lab.ping(x, lab.host(y).overlayAddress, 5, { intervalS: 0.1 });
-      const ups = [upMs(x), upMs(y)].filter((v): v is number => v !== null);
-      const clientsUpMs = ups.length ? Math.max(...ups) : null;
-      return { pair: `${x}-${y}`, promised, firstReplyMs, connectMs, clientsUpMs, settled: { there: there.path, back: back.path }, settledReplies: ping.received };
+      return { pair: `${x}-${y}`, promised, firstReplyMs, connectMs, clientsUpMs: up - spawned, settled: { there: there.path, back: back.path }, settledReplies: ping.received };
     }),
   );
+}
+
+/**
+ * Resolves, once every one of `clients` has logged `client-started`, with the
+ * latest such moment (ms since the epoch, at least `spawned`).
+ */
+export function clientsRunning(clients: readonly LabProcess[], spawned: number): Promise<number> {
+  const startedAt = (proc: LabProcess): number | undefined => {
+    const line = proc.output.all().find((l) => /client-started/.test(l));
+    const at = line ? Date.parse(line.split(' ')[0]!) : NaN;
+    return Number.isNaN(at) ? undefined : at;
+  };
+  return waitFor('every client to start', async () => {
+    const times = clients.map(startedAt);
+    if (clients.some((c) => c.child.exitCode !== null)) throw new Error(`a client exited: ${clients.map((c) => c.output.text()).join('\n')}`);
+    return times.every((t) => t !== undefined) ? Math.max(spawned, ...(times as number[])) : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 20 });
 }
 
 /** ms from `started` until both x and y show `path` to each other, or null within `limitMs`. */

@@ -33,6 +33,19 @@ for bin in $bins; do
   fi
 done
 
+echo "== self-contained builds (scripts/build-standalone.sh)"
+sh scripts/build-standalone.sh
+got="$(node build/snakebite.cjs --version)"
+[ "$got" = "$want" ] || { echo "build/snakebite.cjs --version says \"$got\"" >&2; exit 1; }
+# The single executable runs with no Node.js on PATH at all.
+got="$(env -i PATH=/nonexistent "$PWD/build/snakebite" --version)"
+[ "$got" = "$want" ] || { echo "build/snakebite --version says \"$got\"" >&2; exit 1; }
+if [ "$(id -u)" = 0 ]; then
+  echo "== lab cone-cone with the single executable build/snakebite"
+  LAB_SNAKEBITE_BIN="$PWD/build/snakebite" node --test --test-concurrency=1 \
+    --test-name-pattern='cone-cone, daemons' dist/test/lab/cone-cone.test.js
+fi
+
 installed="$(du -sk "$work/prefix-$("$(dirname "$(command -v node)")/node" --version)/lib/node_modules/snakebite" | cut -f1)"
 packed="$(wc -c < "$tarball")"
-echo "{\"event\":\"install-size\",\"tarballBytes\":$packed,\"installedKiB\":$installed}"
+echo "{\"event\":\"install-size\",\"tarballBytes\":$packed,\"installedKiB\":$installed,\"bundleBytes\":$(wc -c < build/snakebite.cjs),\"executableBytes\":$(wc -c < build/snakebite)}"

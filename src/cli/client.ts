@@ -9,7 +9,11 @@ import { addressesOf } from '../fang/listen-address';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../client/sync';
 import { DEFAULT_SERVER_PORT } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
+import { interfaceIndex } from '../client/interface-identity';
 import { formatPrefix, parsePrefix } from '../ip/address';
+import { ClientMetrics } from '../metrics/client-metrics';
+import { assertMetricsAddress, DEFAULT_METRICS_PORT, startMetricsServer } from '../metrics/http';
+import { findFangPeer } from '../plan/fang-peer';
 import {
   LOGGING_OPTIONS,
   loggerFromFlags,
@@ -44,9 +48,10 @@ export const CLIENT_HELP = `Usage: snakebite client --interface IF --server IP[:
 
 Runs on a peer: asks the fang, inside the tunnel, for the other peers'
 endpoints and applies them to IF, so that peers behind NATs reach each other
-directly. Never changes the fang peer, never removes a peer it did not add,
-never re-points a peer whose traffic is flowing. Runs as a daemon unless
---once is given.
+directly. Never removes a peer it did not add, never touches a peer whose
+traffic is flowing or that routes outside the overlay, and changes the fang
+peer only to relay listed peers when it routes just its own address (undone
+when they go direct). Runs as a daemon unless --once is given.
 
   -i, --interface IF     this peer's WireGuard interface (e.g. wg0)
   -s, --server IP[:PORT] the fang server's overlay address; PORT defaults to ${DEFAULT_SERVER_PORT}
@@ -64,6 +69,8 @@ never re-points a peer whose traffic is flowing. Runs as a daemon unless
       --keepalive SECS   persistent keepalive set on peers it adds or re-points (default ${DEFAULT_KEEPALIVE_SECONDS})
       --timeout DUR      deadline for one request to the fang (default ${DEFAULT_TIMEOUT})
       --dry-run          log the plan, change nothing
+      --metrics IP[:PORT] serve Prometheus metrics at http://IP:PORT/metrics (daemon only);
+                         IP must be an address of IF (or loopback); PORT defaults to ${DEFAULT_METRICS_PORT}
       --log-level LEVEL  debug, info, warn or error (default info)
       --log-format FMT   text or json (default text)
 ${settingsHelp('client').flag}  -h, --help             show this help
@@ -85,6 +92,7 @@ export async function clientCommand(argv: string[]): Promise<number> {
     keepalive: { type: 'string', default: String(DEFAULT_KEEPALIVE_SECONDS) },
     timeout: { type: 'string', default: DEFAULT_TIMEOUT },
     'dry-run': { type: 'boolean', default: false },
+    metrics: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(CLIENT_HELP);
@@ -98,7 +106,11 @@ export async function clientCommand(argv: string[]): Promise<number> {
   const off = (text: string) => /^0+(\.0+)?(ms|s|m)?$/.test(text);
   const waitMs = off(values.wait) ? 0 : parseDuration('client', 'wait', values.wait, 1000, 60_000);
   const heartbeatMs = off(values.heartbeat) ? 0 : parseDuration('client', 'heartbeat', values.heartbeat, 100, 3_600_000);
-  const logger = loggerFromFlags('client', values).child({ interface: interfaceName });
+  const metricsAt = values.metrics === undefined ? undefined : parseAddressAndPort('client', 'metrics', values.metrics, DEFAULT_METRICS_PORT);
+  const metrics = metricsAt && !values.once ? new ClientMetrics() : undefined;
+  const baseLogger = loggerFromFlags('client', values).child({ interface: interfaceName });
+  // The metrics count changes from the log events, so the daemon needs no hooks.
+  const logger = metrics ? metrics.tap(baseLogger) : baseLogger;
 
   const relayAfterMs = off(values['relay-after']) ? 0 : parseDuration('client', 'relay-after', values['relay-after'], 1000, 3_600_000);
   const deps: SyncDeps = {
@@ -136,6 +148,25 @@ export async function clientCommand(argv: string[]): Promise<number> {
   await responder.bind(addressesOf(interfaceName));
   // The interface may come up (or get its addresses) after the daemon starts.
   const rebind = setInterval(() => void responder.bind(addressesOf(interfaceName)), 10_000);
+  let metricsServer: { close(): Promise<void> } | undefined;
+  if (metrics && metricsAt) {
+    assertMetricsAddress(interfaceName, metricsAt.address, addressesOf(interfaceName));
+    metricsServer = await startMetricsServer(
+      metricsAt.address,
+      metricsAt.port,
+      async () => {
+        const device = await deps.driver.readDevice();
+        let fangKey: string | undefined;
+        try {
+          fangKey = findFangPeer(device, server.address).publicKey;
+        } catch {
+          fangKey = undefined;
+        }
+        return metrics.render(device, fangKey, new Date());
+      },
+      logger,
+    );
+  }
   try {
     await runClientDaemon(deps, {
       ...daemonOptions,
@@ -146,23 +177,29 @@ export async function clientCommand(argv: string[]): Promise<number> {
       localCheckMs: LOCAL_CHECK_MS,
       ...(previous?.added ? { addedBefore: previous.added } : {}),
       ...(previous?.changed ? { changedBefore: previous.changed.map((c) => ({ ...c, allowedIps: c.allowedIps.map((p) => parsePrefix(p)!) })) } : {}),
-      publish: ({ lastSync, lastError, relayed, added, changed, unmanaged }) =>
+      interfaceIdentity: () => interfaceIndex(interfaceName),
+      ...(previous?.ifindex !== undefined ? { identityBefore: previous.ifindex } : {}),
+      publish: ({ identity, lastSync, lastError, relayed, added, changed, unmanaged }) => {
+        metrics?.published({ ...(lastError ? { lastError } : {}), relayed });
         writeState(statePath, {
           interface: interfaceName,
           server: values.server!,
           pid: process.pid,
+          ...(identity !== undefined ? { ifindex: identity } : {}),
           lastSync,
           ...(lastError ? { lastError } : {}),
           relayed: [...relayed].map(([publicKey, since]) => ({ publicKey, since })),
           added,
           changed: changed.map((c) => ({ publicKey: c.publicKey, since: c.since, allowedIps: c.allowedIps.map(formatPrefix), viaFang: c.viaFang })),
           unmanaged,
-        }),
+        });
+      },
       signal,
     });
   } finally {
     clearInterval(rebind);
     responder.close();
+    await metricsServer?.close();
     // The state file stays: the next run reads which peers this one added.
   }
   logger.info('client-stopped');

@@ -22,7 +22,7 @@ export function usageError(message: string, command: string): SnakebiteError {
  */
 export const ALL_FLAGS: ReadonlySet<string> = new Set([
   'interface', 'listen', 'server', 'once', 'interval', 'wait', 'heartbeat', 'relay-after', 'keepalive', 'timeout',
-  'dry-run', 'log-level', 'log-format', 'json', 'help', 'config', 'metrics', 'wg-config',
+  'dry-run', 'log-level', 'log-format', 'json', 'help', 'config', 'metrics', 'wg-config', 'policy',
 ]);
 
 /** Flags that only the command line may give. */

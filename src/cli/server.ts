@@ -1,9 +1,13 @@
 import { forwardingEnabled } from '../fang/forwarding';
 import { assertListenAddressOnInterface } from '../fang/listen-address';
-import { loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
+import { ignoreHangup, loadPolicyFile, reloadPolicyOnHangup } from '../fang/policy-file';
 import { RelayFirewall } from '../fang/relay-firewall';
 import { DEFAULT_SERVER_PORT, startFangServer } from '../fang/server';
 import { WgCommandDriver } from '../wireguard/wg-command-driver';
+import { meshBuilder, meshRoutes, MESH_PAGE_PATH } from '../fang/mesh-page';
+import { addressesOf } from '../fang/listen-address';
+import { FangMetrics, serveFangMetrics } from '../metrics/fang-metrics';
+import { assertMetricsAddress, DEFAULT_METRICS_PORT } from '../metrics/http';
 import { LOGGING_OPTIONS, loggerFromFlags, parseAddressAndPort, parseCommandArgs, parseInterfaceName, requireString, shutdownSignal, settingsHelp } from './options';
 
 export const SERVER_HELP = `Usage: snakebite server --interface IF --listen IP[:PORT] [options]
@@ -18,14 +22,18 @@ when its source address lies in a peer's AllowedIPs (that peer is the asker).
                          groups and "allow GROUP GROUP" lines; see docs/policy.md.
                          Reloaded on SIGHUP; a bad file is refused, the old one stays.
                          Without it every peer learns every other
+      --metrics IP[:PORT] serve Prometheus metrics at http://IP:PORT/metrics; IP must be
+                         an address of IF (or loopback); PORT defaults to ${DEFAULT_METRICS_PORT}
       --log-level LEVEL  debug, info, warn or error (default info)
       --log-format FMT   text or json (default text)
 ${settingsHelp('server').flag}  -h, --help             show this help
 
 Endpoints: GET /v1/peers (JSON; ?since=REVISION&wait=SECONDS to wait for a change),
 GET /v1/peers.txt ("<public-key> <endpoint>" lines), POST /v1/report (what a
-peer tells about itself). Peers that cannot connect directly are relayed
-through this machine: it warns at start when IP forwarding is off.
+peer tells about itself), GET ${MESH_PAGE_PATH} (a page: every peer, its NAT, and the
+path of every pair) and GET /v1/mesh.json (the same as JSON), all for peers only.
+Peers that cannot connect directly are relayed through this machine: it warns
+at start when IP forwarding is off.
 ${settingsHelp('server').epilog}Exit codes: 0 stopped by SIGINT/SIGTERM, 1 failed to start, 2 bad usage.
 `;
 
@@ -35,6 +43,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     interface: { type: 'string', short: 'i' },
     listen: { type: 'string', short: 'l' },
     policy: { type: 'string' },
+    metrics: { type: 'string' },
   });
   if (values.help) {
     process.stdout.write(SERVER_HELP);
@@ -43,6 +52,12 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const interfaceName = parseInterfaceName('server', values.interface);
   const listen = parseAddressAndPort('server', 'listen', requireString('server', 'listen', values.listen), DEFAULT_SERVER_PORT);
   const logger = loggerFromFlags('server', values);
+  const metricsAt = values.metrics === undefined ? undefined : parseAddressAndPort('server', 'metrics', values.metrics, DEFAULT_METRICS_PORT);
+
+  // A policy file with an error stops the start before anything else is touched.
+  const policyPath = typeof values.policy === 'string' ? values.policy : undefined;
+  const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
+  if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
 
   const driver = new WgCommandDriver(interfaceName);
   // Fail at start, not at the first request, when the interface or wg is missing.
@@ -64,16 +79,34 @@ export async function serverCommand(argv: string[]): Promise<number> {
       hint: 'sysctl -w net.ipv6.conf.all.forwarding=1',
     });
   }
-  const policyPath = typeof values.policy === 'string' ? values.policy : undefined;
-  const policy = policyPath === undefined ? undefined : loadPolicyFile(policyPath);
-  if (policy) logger.info('policy-loaded', { file: policyPath, ...policy.summary });
   const signal = shutdownSignal(logger);
+  if (metricsAt) assertMetricsAddress(interfaceName, metricsAt.address, addressesOf(interfaceName));
+  const metrics = metricsAt ? new FangMetrics() : undefined;
+  let inForce = policy;
+  const mesh = meshBuilder();
   // Under a policy, relaying through this machine is limited the same way (an iptables chain in FORWARD).
   const relayFirewall = policy ? new RelayFirewall(interfaceName, logger) : undefined;
-  const server = await startFangServer({ driver, listenAddress: listen.address, port: listen.port, logger, ...(policy ? { policy, relayFirewall } : {}) });
-  const stopReloading = policyPath === undefined ? () => {} : reloadPolicyOnHangup(policyPath, logger, (next) => server.setPolicy(next));
+  const server = await startFangServer({
+    driver,
+    listenAddress: listen.address,
+    port: listen.port,
+    logger,
+    ...(policy ? { policy, relayFirewall } : {}),
+    peerRoutes: meshRoutes(mesh),
+    ...(metrics ? { onReply: (path: string, status: number) => metrics.request(path, status) } : {}),
+    ...(policy ? { policy, relayFirewall } : {}),
+  });
+  const stopReloading =
+    policyPath === undefined
+      ? ignoreHangup(logger)
+      : reloadPolicyOnHangup(policyPath, logger, async (next) => {
+          inForce = next;
+          await server.setPolicy(next);
+        });
+  const metricsServer = metrics && metricsAt ? await serveFangMetrics({ metrics, server, interfaceName, ...metricsAt, mesh: (d, r) => mesh(d, r, { policy: inForce }), logger }) : undefined;
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   stopReloading();
+  await metricsServer?.close();
   await server.close();
   logger.info('server-stopped', { interface: interfaceName });
   return 0;

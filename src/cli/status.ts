@@ -72,6 +72,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
     }
   }
   const relayedSince = new Map((client?.relayed ?? []).map((r) => [r.publicKey, r.since]));
+  // Friendly names from the fang's policy file, when it has one.
+  const names = new Map((list?.peers ?? []).filter((p) => p.name).map((p) => [p.publicKey, p.name!]));
   const changed = new Map((client?.changed ?? []).map((c) => [c.publicKey, c]));
   const unmanaged = new Map((client?.unmanaged ?? []).map((u) => [u.publicKey, u.reason]));
   const paths = describePaths(device, fangKey, new Date(), { ...(list ? { list } : {}), relayedSince, changed, unmanaged });
@@ -91,13 +93,14 @@ export async function statusCommand(argv: string[]): Promise<number> {
       client: client ?? null,
       publicEndpoint: list?.you.endpoint ? formatEndpoint(list.you.endpoint) : null,
       notes,
-      peers: paths,
+      ...(list?.you.name ? { name: list.you.name } : {}),
+      peers: paths.map((p) => (names.has(p.publicKey) ? { ...p, name: names.get(p.publicKey) } : p)),
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return 0;
   }
   const rows = paths.map((p) => [
-    shortKey(p.publicKey),
+    names.has(p.publicKey) ? `${shortKey(p.publicKey)} ${names.get(p.publicKey)}` : shortKey(p.publicKey),
     p.endpoint ?? '(none)',
     p.path,
     p.handshakeAgeSeconds === null ? 'never' : `${p.handshakeAgeSeconds}s ago`,
@@ -108,7 +111,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const header = ['PEER', 'ENDPOINT', 'PATH', 'HANDSHAKE', 'RX', 'TX', 'WHY'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
-  process.stdout.write(`interface ${interfaceName}: public key ${device.publicKey ? shortKey(device.publicKey) : '(none)'}, listening on port ${device.listenPort}\n`);
+  process.stdout.write(`interface ${interfaceName}: public key ${device.publicKey ? shortKey(device.publicKey) : '(none)'}${list?.you.name ? ` (${list.you.name})` : ''}, listening on port ${device.listenPort}\n`);
   process.stdout.write(`${clientLine}\n`);
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
   for (const note of notes) process.stdout.write(`note: ${note}\n`);

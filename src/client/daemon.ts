@@ -32,11 +32,15 @@ export interface DaemonOptions extends SyncOptions {
   /** Stops the loop; a reply that arrives after it aborts is not applied. */
   readonly signal: AbortSignal;
   /** Called after every round with what `snakebite status` may show; errors in it are ignored. */
-  readonly publish?: (state: { lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number>; added: WireGuardKey[]; changed: ChangedRecord[]; unmanaged: { publicKey: WireGuardKey; reason: string }[] }) => void;
+  readonly publish?: (state: { identity?: number; lastSync: number; lastError?: string; relayed: Map<WireGuardKey, number>; added: WireGuardKey[]; changed: ChangedRecord[]; unmanaged: { publicKey: WireGuardKey; reason: string }[] }) => void;
   /** Peers an earlier run added (from its state file): they may be removed when the fang stops listing them. */
   readonly addedBefore?: readonly WireGuardKey[];
   /** Peers of the user's an earlier run relayed (from its state file), with what they routed before. */
   readonly changedBefore?: readonly ChangedRecord[];
+  /** The interface's identity now (its kernel index); undefined when unknown. A change means it was re-created. */
+  readonly interfaceIdentity?: () => number | undefined;
+  /** The identity the earlier run saw (from its state file): when it differs, what that run added or changed is not ours any more. */
+  readonly identityBefore?: number;
 }
 
 /** Shortest time between two rounds with the fang while it pushes, in milliseconds. */
@@ -109,6 +113,17 @@ export function repunchChanges(device: DeviceState, keys: readonly WireGuardKey[
 export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): Promise<void> {
   const { logger } = deps;
   const tracker = new PeerTracker(options.addedBefore, options.changedBefore);
+  // The interface as the peers in `tracker` knew it: a new one (wg-quick down/up) holds only the user's peers.
+  let identity = options.identityBefore;
+  const checkIdentity = () => {
+    const now = options.interfaceIdentity?.();
+    if (now === undefined) return;
+    if (identity !== undefined && now !== identity) {
+      tracker.forgetAll();
+      logger.info('interface-recreated', { reason: `the interface was re-created (index ${identity} -> ${now}): every peer on it now is the user's; nothing added or changed before is ours to remove or restore` });
+    }
+    identity = now;
+  };
   const nowSeconds = () => Math.floor(deps.clock().getTime() / 1000);
   let held: PeerList | undefined;
   let failures = 0;
@@ -117,7 +132,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
   let lastSync = 0;
   const publish = (lastError?: string, extraChanged: ChangedRecord[] = []) => {
     try {
-      options.publish?.({ lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers(), added: tracker.addedPeers(), changed: [...tracker.changedPeers(), ...extraChanged], unmanaged: [...explained].map(([publicKey, { reason }]) => ({ publicKey, reason })) });
+      options.publish?.({ ...(identity !== undefined ? { identity } : {}), lastSync, ...(lastError ? { lastError } : {}), relayed: tracker.relayedPeers(), added: tracker.addedPeers(), changed: [...tracker.changedPeers(), ...extraChanged], unmanaged: [...explained].map(([publicKey, { reason }]) => ({ publicKey, reason })) });
     } catch {
       /* status is a convenience; never let it stop the daemon */
     }
@@ -163,15 +178,24 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
   };
 
   /** Reconcile with what the tracker knows, remember what happened, retry relayed peers' direct paths. */
-  const reconcileTracked = async (list: PeerList, extra: Parameters<typeof reconcile>[3] = {}): Promise<SyncResult> => {
+  let rounds = 0;
+  const reconcileTracked = async (list: PeerList, extra: Parameters<typeof reconcile>[3] = {}, readAlready?: DeviceState): Promise<SyncResult> => {
+    rounds++;
+    checkIdentity();
     // Write-ahead: the originals of a user's peer about to be relayed reach the state file before
     // its allowed IPs change, so a crash in between never loses them.
     const beforeApply = (plan: Plan) => {
       const now = nowSeconds();
-      const relaying = plan.decisions.flatMap((d) => (d.kind === 'relay' && d.origin === 'users' ? [{ publicKey: d.publicKey, since: now, allowedIps: d.original, viaFang: d.viaFang }] : []));
+      const relaying = plan.decisions.flatMap((d) =>
+        d.kind === 'relay' && d.origin === 'users'
+          ? [{ publicKey: d.publicKey, since: now, allowedIps: d.original, viaFang: d.viaFang }]
+          : d.kind === 'rebuild' && d.relayFirst
+            ? [{ publicKey: d.publicKey, since: now, allowedIps: d.allowedIps, viaFang: d.viaFang }]
+            : [],
+      );
       if (relaying.length > 0) publish(undefined, relaying);
     };
-    const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra }, undefined, { ...(options.dryRun ? {} : { beforeApply }), explained });
+    const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra }, readAlready, { ...(options.dryRun ? {} : { beforeApply }), explained });
     if (!saidNothingManaged) saidNothingManaged = sayIfNothingManaged(result, list);
     // A dry run applies nothing, so it must not remember anything as done.
     if (!options.dryRun) tracker.record(result.device, result.plan, list.fang.publicKey, nowSeconds());
@@ -183,7 +207,7 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
         for (const key of due) logger.info('direct-retried', { peer: key, reason: 'relayed: trying the direct path again (keepalive off and on starts a handshake)' });
       }
       if (changes.length > 0 || result.plan.changes.some((c) => c.kind === 'add-peer' || c.kind === 'set-endpoint' || c.kind === 'rebuild-peer')) watchForHandshakes();
-      if (result.plan.changes.some((c) => c.kind === 'relay' || c.kind === 'direct-again')) publish();
+      if (result.plan.changes.some((c) => c.kind === 'relay' || c.kind === 'direct-again' || c.kind === 'rebuild-peer')) publish();
     }
     return result;
   };
@@ -197,13 +221,15 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     void (async () => {
       for (let i = 0; i < 30 && !options.signal.aborted; i++) {
         await sleep(100, options.signal);
+        const before = rounds;
         const device = await deps.driver.readDevice();
         if (tracker.relayedCount === 0) return;
         // The newest list: a push may have arrived since the punch.
         const list = held;
         if (list && tracker.readyForDirect(device).length > 0) {
+          // The read just made serves the round, unless another round changed the interface since.
           await exclusive(async () => {
-            if (!options.signal.aborted) await reconcileTracked(list);
+            if (!options.signal.aborted) await reconcileTracked(list, {}, rounds === before ? device : undefined);
           });
         }
       }

@@ -93,6 +93,17 @@ export class PeerTracker {
     this.pendingChanged = new Map([...changedBefore].map((c) => [c.publicKey, c]));
   }
 
+  /**
+   * Forgets everything: the interface was re-created (wg-quick down/up), so
+   * every peer on it now is the user's, and nothing this client changed on
+   * the old one is left to undo.
+   */
+  forgetAll(): void {
+    this.records.clear();
+    this.pendingOurs = new Set();
+    this.pendingChanged = new Map();
+  }
+
   /** The user's peers this client relays now, with what they routed before: for the state file and `status`. */
   changedPeers(): ChangedRecord[] {
     const out: ChangedRecord[] = [...this.pendingChanged.values()];
@@ -192,9 +203,14 @@ export class PeerTracker {
           });
           break;
         case 'set-endpoint':
-        case 'rebuild-peer':
           this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
           break;
+        case 'rebuild-peer': {
+          const d = change.decision;
+          if (d.kind === 'rebuild' && d.relayFirst) this.update(change.publicKey, { link: relayedNow(nowSeconds), original: { allowedIps: d.allowedIps, viaFang: d.viaFang } });
+          else this.update(change.publicKey, { link: { kind: 'punching', since: nowSeconds } });
+          break;
+        }
         case 'relay': {
           const d = change.decision;
           this.update(change.publicKey, { link: relayedNow(nowSeconds), ...(d.kind === 'relay' && d.origin === 'users' ? { original: { allowedIps: d.original, viaFang: d.viaFang } } : {}) });

@@ -24,6 +24,8 @@ export interface ClientState {
    * whether those were moved onto the fang peer; kept for the next run.
    */
   readonly changed?: readonly { readonly publicKey: string; readonly since: number; readonly allowedIps: readonly string[]; readonly viaFang: boolean }[];
+  /** The interface's kernel index when this was written: a different one now means it was re-created since. */
+  readonly ifindex?: number;
   /** Listed peers the client leaves alone (refused, or the user's own), with why. */
   readonly unmanaged?: readonly { readonly publicKey: string; readonly reason: string }[];
 }
@@ -101,6 +103,7 @@ export function stateProblem(value: unknown): string | undefined {
       if (!ok) return `changed[${i}]: expected { publicKey, since, allowedIps: [prefix...], viaFang }`;
     }
   }
+  if (v.ifindex !== undefined && (!Number.isSafeInteger(v.ifindex) || (v.ifindex as number) <= 0)) return 'ifindex: expected a positive integer';
   if (v.unmanaged !== undefined) {
     if (!Array.isArray(v.unmanaged)) return 'unmanaged: expected an array';
     for (const [i, item] of v.unmanaged.entries()) {

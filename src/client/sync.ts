@@ -102,7 +102,7 @@ export async function reconcile(
 ): Promise<SyncResult> {
   const { beforeApply, explained } = hooks;
   const { driver, logger } = deps;
-  const device = readAlready ?? (await driver.readDevice());
+  let device = readAlready ?? (await driver.readDevice());
   const fangPeer = findFangPeer(device, options.serverAddress);
   if (list.fang.publicKey !== fangPeer.publicKey) {
     throw new SnakebiteError(
@@ -119,21 +119,27 @@ export async function reconcile(
     });
   }
 
-  const plan = planPeerChanges(
-    device,
-    list,
-    {
-      fangPublicKey: fangPeer.publicKey,
-      serverAddress: options.serverAddress,
-      keepaliveSeconds: options.keepaliveSeconds,
-      flowingWithinSeconds: options.flowingWithinSeconds,
-      localNetworks: deps.localNetworks?.() ?? [],
-      ownAddresses: deps.ownAddresses?.() ?? [],
-      ...(options.relayAfterSeconds !== undefined ? { relayAfterSeconds: options.relayAfterSeconds } : {}),
-    },
-    deps.clock(),
-    observations,
-  );
+  const policy = {
+    fangPublicKey: fangPeer.publicKey,
+    serverAddress: options.serverAddress,
+    keepaliveSeconds: options.keepaliveSeconds,
+    flowingWithinSeconds: options.flowingWithinSeconds,
+    localNetworks: deps.localNetworks?.() ?? [],
+    ownAddresses: deps.ownAddresses?.() ?? [],
+    ...(options.relayAfterSeconds !== undefined ? { relayAfterSeconds: options.relayAfterSeconds } : {}),
+  };
+  let plan = planPeerChanges(device, list, policy, deps.clock(), observations);
+  // Re-creating a peer is right only while it has never had a handshake: the other side may have
+  // completed one since the read (WireGuard answers an initiation through an entry with no endpoint).
+  // Plan again on a fresh read, so a session a moment old is never thrown away.
+  if (!options.dryRun && plan.changes.some((c) => c.kind === 'rebuild-peer')) {
+    const fresh = await driver.readDevice();
+    const stale = plan.changes.some((c) => c.kind === 'rebuild-peer' && fresh.peers.some((p) => p.publicKey === c.publicKey && (p.latestHandshake > 0 || p.rxBytes > 0)));
+    if (stale) {
+      device = fresh;
+      plan = planPeerChanges(fresh, list, policy, deps.clock(), observations);
+    }
+  }
   for (const skip of plan.skipped) {
     const code = unmanagedCode(skip.decision);
     // A daemon says why it leaves a peer alone once, when the reason first appears, not every round.

@@ -73,7 +73,7 @@ export interface FangFacts {
   readonly config: ConfigFacts;
   readonly firewall: FirewallFacts;
   readonly forwarding: { readonly ipv4: boolean; readonly ipv6: boolean };
-  /** Whether something answers HTTP on the listen address: the HTTP status, or the error. */
+  /** Whether something answers HTTP on the listen address: the HTTP status (0: it took the connection and closed it), or the error. */
   readonly server: { readonly status: number } | { readonly error: string };
   readonly nowSeconds: number;
 }
@@ -248,7 +248,8 @@ export function checkForwardPolicy(facts: FangFacts): Finding {
 export function checkServerRunning(facts: FangFacts): Finding {
   const where = `${formatIp(facts.listen.address)} port ${facts.listen.port}`;
   if ('error' in facts.server) return fail('server-running', `nothing answers on ${where}: ${facts.server.error}`, `systemctl enable --now snakebite-server@${facts.device.interfaceName} (or run snakebite server --interface ${facts.device.interfaceName} --listen ${formatIp(facts.listen.address)})`);
-  return ok('server-running', `the server answers on ${where}`);
+  if (facts.server.status === 0) return ok('server-running', `the server takes connections on ${where} (and closes this machine's, which is no peer)`);
+  return ok('server-running', `the server answers on ${where} (HTTP ${facts.server.status})`);
 }
 
 export function checkPeerHandshakes(facts: FangFacts): Finding {

@@ -32,15 +32,21 @@ export function readFirewall(): Promise<FirewallFacts> {
   });
 }
 
-/** GETs `path` from address:port and resolves with the HTTP status, or the error. */
+/**
+ * GETs `path` from address:port and resolves with the HTTP status; status 0
+ * when the server took the connection and closed it unanswered (the fang does
+ * that to sources that are no peer, such as its own address); else the error.
+ */
 export function httpStatus(address: IpAddress, port: number, path: string, timeoutMs: number): Promise<{ status: number } | { error: string }> {
   return new Promise((resolve) => {
+    let connected = false;
     const req = request({ host: formatIp(address), port, path, method: 'GET', agent: false, timeout: timeoutMs }, (response) => {
       response.resume();
       resolve({ status: response.statusCode ?? 0 });
     });
+    req.on('socket', (socket) => socket.on('connect', () => (connected = true)));
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(connected && error.code !== undefined && ['ECONNRESET', 'EPIPE'].includes(error.code) ? { status: 0 } : { error: error.code ?? error.message }));
     req.end();
   });
 }

@@ -10,7 +10,7 @@ export interface ConnectionLimits {
   readonly perPeer: number;
   /** The global limit is `perPeer` × peers + this. */
   readonly headroom: number;
-  /** Connections while the interface cannot be read (they are answered 503). */
+  /** Connections while the interface cannot be read (answered 503), and from the fang itself (answered 403). */
   readonly unknown: number;
 }
 
@@ -21,11 +21,13 @@ export type ConnectionSource =
   | { kind: 'peer'; publicKey: WireGuardKey; peers: number; name?: string | undefined }
   | { kind: 'not-a-peer'; peers: number }
   /** The interface could not be read: the request will get 503. */
-  | { kind: 'unknown' };
+  | { kind: 'unknown' }
+  /** The fang itself (its listen address): no peer, but `doctor` on F checks that the server answers (403). */
+  | { kind: 'local' };
 
 export type Admission =
   | { kind: 'admit'; owner: string }
-  | { kind: 'refuse'; why: 'not-a-peer' | 'peer-limit' | 'global-limit' | 'unknown-limit'; limit: number };
+  | { kind: 'refuse'; why: 'not-a-peer' | 'peer-limit' | 'global-limit' | 'unknown-limit' | 'local-limit'; limit: number };
 
 /** Open connections now: in all, and by owner (a peer's key, or `?` while the interface is unreadable). */
 export interface OpenConnections {
@@ -36,6 +38,10 @@ export interface OpenConnections {
 /** Whether to take a new connection: pure, so every limit is a table row in the tests. */
 export function decideAdmission(source: ConnectionSource, open: OpenConnections, limits: ConnectionLimits): Admission {
   if (source.kind === 'not-a-peer') return { kind: 'refuse', why: 'not-a-peer', limit: 0 };
+  if (source.kind === 'local') {
+    const held = open.byOwner.get('local') ?? 0;
+    return held < limits.unknown ? { kind: 'admit', owner: 'local' } : { kind: 'refuse', why: 'local-limit', limit: limits.unknown };
+  }
   if (source.kind === 'unknown') {
     const held = open.byOwner.get('?') ?? 0;
     return held < limits.unknown ? { kind: 'admit', owner: '?' } : { kind: 'refuse', why: 'unknown-limit', limit: limits.unknown };
@@ -52,6 +58,7 @@ const REASONS: Record<Extract<Admission, { kind: 'refuse' }>['why'], string> = {
   'peer-limit': 'this peer already holds as many connections as one peer may',
   'global-limit': 'the fang holds as many connections as its peers may',
   'unknown-limit': 'the interface cannot be read and enough requests already wait for it',
+  'local-limit': 'the fang itself already holds as many connections as it may',
 };
 
 /**

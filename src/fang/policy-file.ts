@@ -39,3 +39,13 @@ export function reloadPolicyOnHangup(path: string, logger: Logger, apply: (polic
   process.on('SIGHUP', onHangup);
   return () => process.removeListener('SIGHUP', onHangup);
 }
+
+/**
+ * Without a policy there is nothing to reload, but SIGHUP must not stop the
+ * server (its default action), e.g. on `systemctl reload`. Returns the remover.
+ */
+export function ignoreHangup(logger: Logger): () => void {
+  const onHangup = () => logger.info('policy-reload-skipped', { reason: 'no --policy file: nothing to reload' });
+  process.on('SIGHUP', onHangup);
+  return () => process.removeListener('SIGHUP', onHangup);
+}

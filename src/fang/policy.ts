@@ -15,6 +15,8 @@ export interface Policy {
   readonly groups: ReadonlyMap<WireGuardKey, readonly string[]>;
   /** Allowed group pairs, both orders, as `a\u0000b`. */
   readonly links: ReadonlySet<string>;
+  /** The same as a map: the groups each group is linked to. */
+  readonly linked: ReadonlyMap<string, ReadonlySet<string>>;
   /** The file's lines that mattered, for the log at load: counts only. */
   readonly summary: { readonly peers: number; readonly groups: number; readonly allows: number };
 }
@@ -79,14 +81,22 @@ export function parsePolicy(text: string, file = 'policy'): Policy {
     }
   }
   const links = new Set<string>();
+  const linked = new Map<string, Set<string>>();
+  const link = (x: string, y: string) => {
+    const set = linked.get(x);
+    if (set) set.add(y);
+    else linked.set(x, new Set([y]));
+  };
   for (const { a, b, line } of allows) {
     for (const group of [a, b]) {
       if (!declared.has(group)) throw new PolicyError(file, line, `no peer is in the group "${group.slice(0, 40)}" (a typo?); groups come from "peer" lines, and "all" holds every peer`);
     }
     links.add(`${a}\u0000${b}`);
     links.add(`${b}\u0000${a}`);
+    link(a, b);
+    link(b, a);
   }
-  return { names, groups, links, summary: { peers: names.size, groups: declared.size, allows: allows.length } };
+  return { names, groups, links, linked, summary: { peers: names.size, groups: declared.size, allows: allows.length } };
 }
 
 const ONLY_ALL = [ALL_GROUP];
@@ -98,6 +108,18 @@ export function mayLink(policy: Policy | undefined, a: WireGuardKey, b: WireGuar
   const groupsB = policy.groups.get(b) ?? ONLY_ALL;
   for (const x of groupsA) for (const y of groupsB) if (policy.links.has(`${x}\u0000${y}`)) return true;
   return false;
+}
+
+/**
+ * `mayLink(policy, asker, ·)` for one asker, with the asker's side worked out
+ * once: building a list asks it for every peer.
+ */
+export function learnableBy(policy: Policy | undefined, asker: WireGuardKey): (key: WireGuardKey) => boolean {
+  if (!policy) return () => true;
+  const reachable = new Set<string>();
+  for (const group of policy.groups.get(asker) ?? ONLY_ALL) for (const other of policy.linked.get(group) ?? []) reachable.add(other);
+  if (reachable.has(ALL_GROUP)) return () => true;
+  return (key) => (policy.groups.get(key) ?? ONLY_ALL).some((group) => reachable.has(group));
 }
 
 /** The friendly name of `key`, or undefined when the policy does not name it. */

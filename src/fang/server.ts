@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { formatIp, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
+import { formatIp, ipEquals, parseIp, unmapIpv4, type IpAddress } from '../ip/address';
 import { describeError, SnakebiteError } from '../errors';
 import type { Logger } from '../log/logger';
 import { parsePeerReport } from '../peer-list/parse';
@@ -11,7 +11,7 @@ import type { WireGuardDriver } from '../wireguard/driver';
 import { guardConnections, type ConnectionLimits, type ConnectionSource } from './connection-guard';
 import { SharedDeviceView } from './device-view';
 import { scopePeerList, settleChanges } from './list-scope';
-import { mayLink, nameOf, type Policy } from './policy';
+import { learnableBy, mayLink, nameOf, type Policy } from './policy';
 import { PunchRequestBook } from './punch-requests';
 import { keepRelayFirewall, type RelayFirewallPort } from './relay-firewall';
 import { RateLimitedLog } from './rate-limited-log';
@@ -37,6 +37,18 @@ export interface FangServerOptions {
   readonly policy?: Policy;
   /** Limits relaying to the pairs the policy links (iptables on the real fang); none: relaying is not limited. */
   readonly relayFirewall?: RelayFirewallPort;
+  /** Called with every answer's path and HTTP status (metrics). */
+  readonly onReply?: (path: string, status: number) => void;
+  /** More GET routes, answered only to peers like the peer list (the mesh page): path → body. */
+  readonly peerRoutes?: ReadonlyMap<string, (context: PeerRouteContext) => { body: string; type: string }>;
+}
+
+/** What a peer-only route may show: the interface, the reports, who asks, and the policy in force (it must not show more than the policy lets the asker learn). */
+export interface PeerRouteContext {
+  readonly device: DeviceState;
+  readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
+  readonly asker: WireGuardKey;
+  readonly policy: Policy | undefined;
 }
 
 /** Long polls held at once for one peer; more are answered at once. */
@@ -51,6 +63,8 @@ export interface FangServer {
   readonly watch: PeerWatch;
   /** Puts a new policy in force: waiting clients are woken and every client gets a full list next. */
   setPolicy(policy: Policy | undefined): Promise<void>;
+  /** The latest report of each peer. */
+  readonly reports: ReadonlyMap<WireGuardKey, PeerReport>;
   close(): Promise<void>;
 }
 
@@ -115,6 +129,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     const source = parseIp(sourceText);
     const [path = '', query = ''] = (request.url ?? '').split('?', 2);
     const reply = (status: number, body: string | Buffer | readonly Buffer[], type = 'text/plain; charset=utf-8') => {
+      options.onReply?.(path, status);
       response.writeHead(status, {
         'content-type': type,
         'content-length': Array.isArray(body) ? body.reduce((sum: number, part: Buffer) => sum + part.length, 0) : Buffer.byteLength(body as string | Buffer),
@@ -139,7 +154,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     }
     // GET carries no body; drain anything sent so the socket stays usable.
     request.resume();
-    if (!ROUTES.has(path)) return reply(404, 'not found; the peer list is at /v1/peers and /v1/peers.txt\n');
+    const extra = options.peerRoutes?.get(path);
+    if (!ROUTES.has(path) && !extra) return reply(404, 'not found; the peer list is at /v1/peers and /v1/peers.txt\n');
     if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'only GET is served here\n');
 
     const params = new URLSearchParams(query);
@@ -158,6 +174,10 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (!asker) {
       refusals.warn('request-refused', { source: sourceText, path, reason: "source is in no peer's allowed IPs" });
       return reply(403, 'this service answers WireGuard peers of the fang only, through the tunnel\n');
+    }
+    if (extra) {
+      const page = extra({ device: current.device, reports, asker: asker.publicKey, policy });
+      return reply(200, page.body, page.type);
     }
     const holding = waitingBy.get(asker.publicKey) ?? 0;
     if (since !== undefined && wait && holding < MAX_WAITS_PER_PEER) {
@@ -189,7 +209,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     if (path === '/v1/peers.txt' || policy) {
       // Under a policy each asker sees its own set of peers: built for it alone (policy.ts, list-scope.ts).
       const askerKey = asker.publicKey;
-      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), (key) => mayLink(policy, askerKey, key), nowSeconds(), (key) => nameOf(policy, key));
+      const list = scopePeerList(buildPeerList(current.device, asker, current.revision, delta, reports), learnableBy(policy, askerKey), nowSeconds(), (key) => nameOf(policy, key));
       if (path === '/v1/peers.txt') return reply(200, formatPeerListText(list));
       return reply(200, `${JSON.stringify(serializePeerList(list))}\n`, 'application/json');
     }
@@ -272,18 +292,21 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     return reply(204, '');
   };
 
-  // Who a new connection comes from, before any HTTP: a peer known from a read
-  // up to 2 s old is taken at once; a stranger costs at most one read per 2 s.
+  // Who a new connection comes from, before any HTTP, from a read of the
+  // interface shared with requests: at most 2 s old for a known peer (a peer
+  // removed since is refused within 2 s), and at most 0.5 s old before a
+  // source is refused as a stranger (a new peer waits at most that long; a
+  // flood of strangers costs at most two reads a second).
   let known: { device: DeviceState; at: number } | undefined;
+  const readKnown = async () => (known = { device: (await watch.refresh()).device, at: Date.now() });
   const identifySource = async (source: IpAddress): Promise<ConnectionSource> => {
-    const fresh = known && Date.now() - known.at < 2000;
-    let peer = known && identifyAsker(known.device, source);
-    if (!peer && !fresh) {
-      known = { device: (await watch.refresh()).device, at: Date.now() };
-      peer = identifyAsker(known.device, source);
-    }
+    if (!known || Date.now() - known.at >= 2000) await readKnown();
+    let peer = identifyAsker(known!.device, source);
+    if (!peer && Date.now() - known!.at >= 500) peer = identifyAsker((await readKnown()).device, source);
     const peers = known!.device.peers.length;
-    return peer ? { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) } : { kind: 'not-a-peer', peers };
+    if (peer) return { kind: 'peer', publicKey: peer.publicKey, peers, name: nameOf(policy, peer.publicKey) };
+    // F itself, from its listen address (only F can send from it): answered, with 403, so `doctor` on F sees the server.
+    return ipEquals(source, options.listenAddress) ? { kind: 'local' } : { kind: 'not-a-peer', peers };
   };
 
   const server: Server = createServer((request, response) => {
@@ -317,7 +340,8 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
         ),
       );
     });
-    server.listen({ host, port: options.port, exclusive: true }, () => resolve());
+    // Every waiting peer reconnects at once when a change wakes them: a deep accept queue keeps that burst from being dropped.
+    server.listen({ host, port: options.port, exclusive: true, backlog: 4096 }, () => resolve());
   });
   const relay = options.relayFirewall && keepRelayFirewall(options.relayFirewall, () => policy, async () => (await watch.refresh()).device, logger);
   const address = server.address();
@@ -328,6 +352,7 @@ export async function startFangServer(options: FangServerOptions): Promise<FangS
     port,
     view,
     watch,
+    reports,
     setPolicy: async (next) => {
       policy = next;
       await relay?.sync();

@@ -116,6 +116,14 @@ export type PeerDecision =
       /** Whether it has a preshared key, which the new peer keeps. */
       readonly presharedKey: boolean;
       readonly probeAddress: IpAddress | null;
+      /**
+       * A peer of the user's re-created relayed (the daemon relays): its
+       * allowed IPs go off (or onto the fang peer, `viaFang`) until a direct
+       * handshake proves the path, so a NAT that defeats the punch never
+       * blackholes it; `allowedIps` are then what it gets back.
+       */
+      readonly relayFirst: boolean;
+      readonly viaFang: boolean;
     }
   /**
    * Its traffic goes through the fang from now on. A peer this client added
@@ -128,7 +136,8 @@ export type PeerDecision =
   | {
       readonly kind: 'relay';
       readonly publicKey: WireGuardKey;
-      readonly endpoint: Endpoint;
+      /** Where it is punched; null while it waits for its LAN candidates (it shares our NAT). */
+      readonly endpoint: Endpoint | null;
       readonly triedSeconds: number;
       readonly previous: Endpoint | null;
       readonly origin: 'ours' | 'users';
@@ -146,7 +155,9 @@ export type PeerDecision =
       /** True when `allowedIps` are the user's own, kept while it was relayed (not the fang's list). */
       readonly restored: boolean;
     }
-  | { readonly kind: 'remove'; readonly publicKey: WireGuardKey; readonly previous: Endpoint | null };
+  | { readonly kind: 'remove'; readonly publicKey: WireGuardKey; readonly previous: Endpoint | null }
+  /** A peer of the user's this client relays, which the fang no longer lists: its own allowed IPs go back (there is no relay to go on with). */
+  | { readonly kind: 'restore'; readonly publicKey: WireGuardKey; readonly allowedIps: readonly IpPrefix[]; readonly previous: Endpoint | null };
 
 export type DecisionKind = PeerDecision['kind'];
 
@@ -230,14 +241,18 @@ export function explain(decision: PeerDecision): string {
     case 'repoint':
       return explainRepoint(decision);
     case 'rebuild':
-      return `no handshake yet${viaText(decision.via)}; re-created with its own configuration so WireGuard tries it at once (it tried ${decision.previous ? `${formatEndpoint(decision.previous)}` : 'with no endpoint'} already and would wait 5 s)`;
+      return `no handshake yet${viaText(decision.via)}; re-created with its own configuration so WireGuard tries it at once (it tried ${decision.previous ? `${formatEndpoint(decision.previous)}` : 'with no endpoint'} already and would wait 5 s)${
+        decision.relayFirst ? `; relayed through the fang until a direct handshake (its allowed IPs ${decision.allowedIps.map(formatPrefix).join(',')} ${decision.viaFang ? 'on the fang peer' : 'off'} meanwhile, kept in the state file)` : ''
+      }`;
     case 'relay':
-      return `no direct handshake within ${decision.triedSeconds}s of punching ${formatEndpoint(decision.endpoint)}; relaying through the fang${
+      return `${decision.endpoint ? `no direct handshake within ${decision.triedSeconds}s of punching ${formatEndpoint(decision.endpoint)}` : 'it shares our public address (same NAT) and has not reported its LAN candidates yet'}; relaying through the fang${
         decision.origin === 'users' ? ` (its allowed IPs ${decision.original.map(formatPrefix).join(',')} ${decision.viaFang ? 'move to the fang peer' : 'are taken off'} until a direct handshake; the originals are kept in the state file)` : ''
       }`;
     case 'direct-again':
       return `direct handshake ${decision.handshakeSecondsAgo}s ago through ${formatEndpoint(decision.endpoint)}; leaving the relay${decision.restored ? ' (its own allowed IPs restored)' : ''}`;
     case 'remove':
       return 'the fang no longer lists it, and this client added it';
+    case 'restore':
+      return `the fang no longer lists it: its own allowed IPs ${decision.allowedIps.map(formatPrefix).join(',')} go back (it was relayed through the fang)`;
   }
 }

@@ -147,7 +147,7 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
   if (publicKey === ctx.selfKey) return { kind: 'refuse', publicKey, why: { code: 'own-key' } };
   if (publicKey === policy.fangPublicKey) return { kind: 'refuse', publicKey, why: { code: 'fang-key' } };
   const target = chooseEndpoint(entry, ctx.you, policy.localNetworks ?? []);
-  if (target.via === 'wait') return { kind: 'keep', publicKey, why: { code: 'same-nat-waiting' } };
+  if (target.via === 'wait') return (local && relayWhileWaiting(entry, local, ctx)) || { kind: 'keep', publicKey, why: { code: 'same-nat-waiting' } };
   if (target.endpoint === null) return { kind: 'keep', publicKey, why: { code: 'no-endpoint-at-fang' } };
   const unusable = whyEndpointUnusable(target.endpoint, claims.fangRange, policy.localNetworks ?? []);
   if (unusable) return { kind: 'refuse', publicKey, why: { code: 'endpoint-not-public', endpoint: target.endpoint, range: unusable } };
@@ -192,13 +192,20 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
       return { kind: 'contest', publicKey, heardSecondsAgo: age, endpoint: local.endpoint, moved, probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null };
     }
     if (heard === 0 && local.latestHandshake === 0 && !moved && !unanswered) {
+      // A peer of the user's that routes something starts relayed, as an added one does; one
+      // already relayed (while it waited for its LAN candidates) stays so, with its own allowed IPs kept.
+      const original = ctx.observations.changed?.get(publicKey);
+      const own = original?.allowedIps ?? local.allowedIps;
+      const relayFirst = users && policy.relayAfterSeconds !== undefined && own.length > 0 && entry.allowedIps.length > 0;
       return {
         kind: 'rebuild',
+        relayFirst,
+        viaFang: relayFirst && (original ? original.viaFang : !own.every((prefix) => strictlyInside(prefix, claims.fangRange))),
         publicKey,
         endpoint: target.endpoint,
         previous: local.endpoint,
         via,
-        allowedIps: local.allowedIps,
+        allowedIps: own,
         keepalive: local.persistentKeepalive ?? policy.keepaliveSeconds,
         presharedKey: local.hasPresharedKey,
         probeAddress: local.allowedIps[0] ? firstHost(local.allowedIps[0]) : null,
@@ -279,6 +286,22 @@ function routedByFangTo(prefix: IpPrefix, entry: PeerListEntry, ctx: PlanContext
 }
 
 /**
+ * A listed peer of the user's behind our own NAT that has not reported its LAN
+ * candidates yet: its allowed IPs lead nowhere (it has no endpoint), so it is
+ * relayed through the fang meanwhile, as a peer the client adds would be.
+ * Undefined when that does not apply.
+ */
+function relayWhileWaiting(entry: PeerListEntry, local: PeerState, ctx: PlanContext): PeerDecision | undefined {
+  const { policy, observations, claims } = ctx;
+  const users = observations.addedByUs !== undefined && !observations.addedByUs.has(local.publicKey);
+  if (!users || policy.relayAfterSeconds === undefined || local.latestHandshake > 0 || local.allowedIps.length === 0 || entry.allowedIps.length === 0) return undefined;
+  if (observations.changed?.has(local.publicKey)) return undefined;
+  const inside = local.allowedIps.every((prefix) => strictlyInside(prefix, claims.fangRange));
+  if (!inside && !local.allowedIps.every((prefix) => routedByFangTo(prefix, entry, ctx))) return undefined;
+  return { kind: 'relay', publicKey: local.publicKey, endpoint: null, triedSeconds: 0, previous: local.endpoint, origin: 'users', original: local.allowedIps, viaFang: !inside };
+}
+
+/**
  * Whether a routed peer has been punched for `relayAfterSeconds` without a
  * direct handshake. Only a peer the fang routes (it lists allowed IPs for it)
  * can be relayed. A peer this client added gets the fang's list back; one the
@@ -321,7 +344,10 @@ function decideNew(entry: PeerListEntry, endpoint: Endpoint, via: 'public' | 'la
 
 /** A local peer the list does not name: removed only when this client added it and it routes nothing outside the overlay. */
 function decideUnlisted(peer: PeerState, ctx: PlanContext): PeerDecision | undefined {
-  if (peer.publicKey === ctx.policy.fangPublicKey || !ctx.observations.addedByUs?.has(peer.publicKey)) return undefined;
+  if (peer.publicKey === ctx.policy.fangPublicKey) return undefined;
+  const original = ctx.observations.changed?.get(peer.publicKey);
+  if (original && peer.allowedIps.length === 0) return { kind: 'restore', publicKey: peer.publicKey, allowedIps: original.allowedIps, previous: peer.endpoint };
+  if (!ctx.observations.addedByUs?.has(peer.publicKey)) return undefined;
   // A peer that routes anything outside the overlay is the user's, whoever added it.
   if (peer.allowedIps.some((prefix) => !strictlyInside(prefix, ctx.claims.fangRange))) return undefined;
   return { kind: 'remove', publicKey: peer.publicKey, previous: peer.endpoint };
@@ -366,16 +392,19 @@ export function changeFor(decision: PeerDecision): PlannedChange | undefined {
         recreate: true,
         ...(decision.presharedKey ? { keepPresharedKey: true as const } : {}),
         endpoint: decision.endpoint,
-        allowedIps: decision.allowedIps,
+        allowedIps: decision.relayFirst ? [] : decision.allowedIps,
         persistentKeepalive: decision.keepalive,
         previousEndpoint: decision.previous,
-        probeAddress: decision.probeAddress,
+        // Routing nothing, it is reached through no datagram: the keepalive set on the new peer starts the handshake.
+        probeAddress: decision.relayFirst ? null : decision.probeAddress,
         refusedAllowedIps: [],
       };
     case 'relay':
       return { ...common, kind: 'relay', allowedIps: [], previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
     case 'direct-again':
       return { ...common, kind: 'direct-again', allowedIps: decision.allowedIps, previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: refusedText(decision.refused) };
+    case 'restore':
+      return { ...common, kind: 'direct-again', allowedIps: decision.allowedIps, previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
     case 'remove':
       return { ...common, kind: 'remove-peer', remove: true, previousEndpoint: decision.previous, probeAddress: null, refusedAllowedIps: [] };
   }
@@ -427,7 +456,9 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
 
   const changes: PlannedChange[] = [];
   const skipped: SkippedPeer[] = [];
-  const ontoFang = decisions.filter((d): d is Extract<PeerDecision, { kind: 'relay' }> => d.kind === 'relay' && d.viaFang);
+  const ontoFang = decisions.flatMap((d) =>
+    (d.kind === 'relay' && d.viaFang) ? [{ decision: d as PeerDecision, prefixes: d.original }] : d.kind === 'rebuild' && d.viaFang ? [{ decision: d as PeerDecision, prefixes: d.allowedIps }] : [],
+  );
   const contested: { publicKey: WireGuardKey; probeAddress: IpAddress }[] = [];
   for (const decision of decisions) {
     const change = changeFor(decision);
@@ -441,8 +472,8 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
     }
   }
   // One change for the fang peer however many peers move onto it: `wg set` replaces its whole list.
-  if (ontoFang.length > 0) {
-    const extra = ontoFang.flatMap((d) => d.original).filter((prefix) => !fangNow.some((own) => samePrefix(own, prefix)));
+  const extra = ontoFang.flatMap((d) => d.prefixes).filter((prefix) => !fangNow.some((own) => samePrefix(own, prefix)));
+  if (extra.length > 0) {
     changes.push({
       kind: 'fang-routes',
       publicKey: policy.fangPublicKey,
@@ -451,7 +482,7 @@ export function planPeerChanges(current: DeviceState, list: PeerList, policy: Po
       probeAddress: null,
       reason: `the fang peer carries ${extra.map(formatPrefix).join(',')} while ${ontoFang.length === 1 ? 'that peer is' : 'those peers are'} relayed (its own allowed IPs stay)`,
       refusedAllowedIps: [],
-      decision: ontoFang[ontoFang.length - 1]!,
+      decision: ontoFang[ontoFang.length - 1]!.decision,
     });
   }
   return { changes, skipped, contested, decisions };

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { CheckId, Finding } from '../../src/doctor/checks';
 import { waitFor } from '../../lab/exec';
+import { generateKeyPair } from '../../lab/keys';
 import { FANG_PUBLIC, snakebiteArgv, type HostName, type NatLab } from '../../lab/nat-lab';
 import { connectAB, labUnavailable, withLab } from './helpers';
 
@@ -89,12 +90,29 @@ test('doctor catches each misconfiguration the cone-cone lab can make, on a peer
     assert.equal(r4.code, 1);
 
     assert.equal(status(await doctor(lab, 'a', ['--server', a.overlayAddress, '--wg-config', good]), 'fang-allowed-ips'), 'fail', '--server given our own address');
+    assert.equal(status(await doctor(lab, 'a', ['--server', '10.99.0.1', '--wg-config', good]), 'fang-peer'), 'fail', 'no peer routes the server address');
+
+    // The fang peer re-added without its Endpoint (what a config without one gives): no endpoint, no session.
+    await wgA('remove');
+    await wgA('allowed-ips', '10.10.10.0/24', 'persistent-keepalive', '25');
+    const r8 = await onA();
+    await wgA('endpoint', `${FANG_PUBLIC}:51820`);
+    assert.equal(status(r8, 'fang-endpoint'), 'fail');
+    assert.equal(status(r8, 'fang-handshake'), 'fail');
+    await waitFor('A\'s handshake with F again', async () => ((await lab.peerOf('a', 'f'))?.latestHandshake ? true : undefined), { timeoutMs: 15_000 });
 
     // The fang.
     await lab.inNs(f.ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=0']);
     const r5 = await onF();
     await lab.inNs(f.ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     assert.equal(status(r5, 'ip-forwarding'), 'fail');
+
+    // A peer in F's config that never connects.
+    const ghost = generateKeyPair().publicKey;
+    await lab.inNs(f.ns, ['wg', 'set', f.wgInterface, 'peer', ghost, 'allowed-ips', '10.10.10.99/32']);
+    const r9 = await onF();
+    await lab.inNs(f.ns, ['wg', 'set', f.wgInterface, 'peer', ghost, 'remove']);
+    assert.equal(status(r9, 'peer-handshakes'), 'warn');
 
     await lab.inNs(f.ns, ['iptables', '-w', '5', '-P', 'FORWARD', 'DROP']);
     const r6 = await onF();

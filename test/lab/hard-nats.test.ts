@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { formatEndpoint, formatIp } from '../../src/ip/address';
 import { waitFor } from '../../lab/exec';
 import type { HostName, NatLab } from '../../lab/nat-lab';
-import { BOUND, labUnavailable, withLab } from './helpers';
+import { BOUND, labUnavailable, remaining, startClients, withLab } from './helpers';
 
 const skip = labUnavailable();
 
@@ -23,13 +23,10 @@ test('symmetric-symmetric: A and B talk through F, status says relayed and why; 
   await withLab(t, { natA: 'symmetric', natB: 'symmetric' }, async (lab) => {
     const [a, b] = [lab.host('a'), lab.host('b')];
     await lab.startServer();
-    const started = Date.now();
-    lab.startSnakebite('a', lab.clientArgs('a'));
-    lab.startSnakebite('b', lab.clientArgs('b'));
-
-    const firstMs = await lab.firstReply('a', 'b', started, BOUND.trafficMs);
+    const { up } = await startClients(lab, ['a', 'b']);
+    const firstMs = await lab.firstReply('a', 'b', up, BOUND.trafficMs);
     assert.notEqual(firstMs, null, `no reply from B within ${BOUND.trafficMs} ms`);
-    t.diagnostic(`relayed path up ${firstMs} ms after the clients started`);
+    t.diagnostic(`relayed path up ${firstMs} ms after the clients ran`);
     // Relayed at once; the diagnosis needs both peers' reports at the fang.
     let last = '';
     await waitFor('status to say relayed, and why', async () => {
@@ -67,12 +64,10 @@ test('same-lan: A and C behind one NAT that does not hairpin connect over their 
   await withLab(t, { withHostC: true }, async (lab) => {
     const [a, c] = [lab.host('a'), lab.host('c')];
     await lab.startServer();
-    const started = Date.now();
-    lab.startSnakebite('a', lab.clientArgs('a'));
-    lab.startSnakebite('c', lab.clientArgs('c'));
-    const cAtA = await lab.waitForDirect('a', 'c', { timeoutMs: BOUND.lanMs, since: started, endpoint: `${c.lanAddress}:51820` });
-    await lab.waitForDirect('c', 'a', { timeoutMs: BOUND.lanMs, since: started, endpoint: `${a.lanAddress}:51820` });
-    t.diagnostic(`LAN handshake ${Date.now() - started} ms after the clients started`);
+    const { spawned, up } = await startClients(lab, ['a', 'c']);
+    const cAtA = await lab.waitForDirect('a', 'c', { timeoutMs: remaining(up, BOUND.lanMs), since: spawned, endpoint: `${c.lanAddress}:51820` });
+    await lab.waitForDirect('c', 'a', { timeoutMs: remaining(up, BOUND.lanMs), since: spawned, endpoint: `${a.lanAddress}:51820` });
+    t.diagnostic(`LAN handshake ${Date.now() - up} ms after the clients ran`);
     assert.equal(formatEndpoint(cAtA.endpoint!), '192.168.1.3:51820');
     const ping = await lab.ping('a', c.overlayAddress, 5);
     assert.ok(ping.received >= 4, ping.output);
@@ -87,14 +82,12 @@ test('cone-symmetric: A (cone) and B (symmetric) exchange traffic at once, and s
   await withLab(t, { natA: 'cone', natB: 'symmetric' }, async (lab) => {
     const b = lab.host('b');
     await lab.startServer();
-    const started = Date.now();
-    lab.startSnakebite('a', lab.clientArgs('a'));
-    lab.startSnakebite('b', lab.clientArgs('b'));
-    const firstMs = await lab.firstReply('a', 'b', started, BOUND.trafficMs);
+    const { up } = await startClients(lab, ['a', 'b']);
+    const firstMs = await lab.firstReply('a', 'b', up, BOUND.trafficMs);
     assert.notEqual(firstMs, null, `no reply from B within ${BOUND.trafficMs} ms`);
-    t.diagnostic(`first reply ${firstMs} ms after the clients started`);
+    t.diagnostic(`first reply ${firstMs} ms after the clients ran`);
     // Past the relay deadline: both sides relay, and status says why, from B's report.
-    await new Promise((r) => setTimeout(r, Math.max(0, started + BOUND.relaySettledMs - Date.now())));
+    await new Promise((r) => setTimeout(r, remaining(up, BOUND.relaySettledMs)));
     assert.equal((await lab.pathOf('a', 'b')).path, 'relayed');
     assert.equal((await lab.pathOf('b', 'a')).path, 'relayed');
     const shown = await waitFor('status to explain the relay', async () => {
@@ -138,12 +131,10 @@ test('ipv6: F over IPv6, peers behind stateful IPv6 firewalls connect directly a
     const fangAtA = await lab.peerOf('a', 'f');
     assert.equal(formatEndpoint(fangAtA!.endpoint!), '[2001:db8::1]:51820');
     await lab.startServer();
-    const started = Date.now();
-    lab.startSnakebite('a', lab.clientArgs('a'));
-    lab.startSnakebite('b', lab.clientArgs('b'));
-    const bAtA = await lab.waitForDirect('a', 'b', { timeoutMs: BOUND.directMs, since: started });
-    await lab.waitForDirect('b', 'a', { timeoutMs: BOUND.directMs, since: started });
-    t.diagnostic(`IPv6 direct path ${Date.now() - started} ms after the clients started`);
+    const { spawned, up } = await startClients(lab, ['a', 'b']);
+    const bAtA = await lab.waitForDirect('a', 'b', { timeoutMs: remaining(up, BOUND.directMs), since: spawned });
+    await lab.waitForDirect('b', 'a', { timeoutMs: remaining(up, BOUND.directMs), since: spawned });
+    t.diagnostic(`IPv6 direct path ${Date.now() - up} ms after the clients ran`);
     assert.equal(formatEndpoint(bAtA.endpoint!), '[2001:db8:b::2]:51820');
     assert.equal(b.publicEndpoint, '[2001:db8:b::2]:51820');
     const ping = await lab.ping('a', b.overlayAddress, 5);

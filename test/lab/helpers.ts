@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import type { LabProcess } from '../../lab/exec';
-import { NatLab, type NatLabOptions } from '../../lab/nat-lab';
+import { clientsRunning } from '../../lab/matrix';
+import { NatLab, type HostName, type NatLabOptions } from '../../lab/nat-lab';
 
 /** Why lab tests cannot run here, or undefined when they can (root, /dev/net/tun, wireguard-go). */
 export function labUnavailable(): string | undefined {
@@ -16,20 +17,22 @@ export function labUnavailable(): string | undefined {
  */
 export const BOUND = {
   /**
-   * Clients start → direct handshake both ways on cone NATs: measured about
-   * 0.45 s on a quiet machine, 2–2.5 s with the 2 cores loaded 5 times over.
-   * Started right after interface-up (lab/matrix.ts), a client that waited
-   * for WireGuard's 5 s retry would need 4.5 s or more: a pass proves the
-   * client got the handshake going itself.
+   * Every client running (logged `client-started`) → a direct handshake both
+   * ways on cone NATs: measured 0.3–0.45 s on a quiet machine, 0.4–1.7 s (S2
+   * 0.43 s median, S1 1.2 s) with the 2 cores loaded 7 to 16 times over
+   * (docs/benchmarks.md). The clients start right after interface-up
+   * (lab/matrix.ts), so a client that waited for WireGuard's armed 5 s retry
+   * would need about 4.5 s on a quiet machine: a pass proves the client got
+   * the handshake going itself.
    */
-  directMs: 3_500,
-  /** Clients start → a LAN path behind one NAT: measured about 0.5 s (2 s loaded). */
-  lanMs: 3_500,
+  directMs: 2_500,
+  /** Every client running → a LAN path behind one NAT (it needs both peers' reports at the fang first): 0.5 s quiet, 1.3–2.2 s loaded. */
+  lanMs: 3_000,
   /** Issue 7: no pair is left without traffic for more than 10 s after both clients run. */
   trafficMs: 10_000,
   /**
-   * Clients start → a pair the README says is relayed has settled on the relay:
-   * the client gives a punch `--relay-after` (8 s) before it relays.
+   * Every client running → a pair the README says is relayed has settled on
+   * the relay: the client gives a punch `--relay-after` (8 s) before it relays.
    */
   relaySettledMs: 11_000,
 } as const;
@@ -51,16 +54,29 @@ export async function withLab(t: TestContext, options: NatLabOptions, body: (lab
 }
 
 /**
+ * Starts client daemons on `names` at once and resolves when every one runs
+ * (has logged `client-started`): `spawned` and `up` are ms since the epoch.
+ */
+export async function startClients(lab: NatLab, names: readonly HostName[], clientArgs: readonly string[] = []): Promise<{ clients: LabProcess[]; spawned: number; up: number }> {
+  const spawned = Date.now();
+  const clients = names.map((name) => lab.startSnakebite(name, lab.clientArgs(name, clientArgs)));
+  return { clients, spawned, up: await clientsRunning(clients, spawned) };
+}
+
+/** What is left of `boundMs` counted from `from` (ms since the epoch). */
+export function remaining(from: number, boundMs: number): number {
+  return Math.max(0, from + boundMs - Date.now());
+}
+
+/**
  * The common start of a scenario: `snakebite server` on F, client daemons on
- * A and B (with `clientArgs`), and a direct path both ways within `BOUND.directMs`.
+ * A and B (with `clientArgs`), and once both run, a direct path both ways
+ * within `BOUND.directMs`.
  */
 export async function connectAB(lab: NatLab, clientArgs: readonly string[] = []): Promise<{ server: LabProcess; clientA: LabProcess; clientB: LabProcess; connectedMs: number }> {
   const server = await lab.startServer();
-  const since = Date.now();
-  const clientA = lab.startSnakebite('a', lab.clientArgs('a', clientArgs));
-  const clientB = lab.startSnakebite('b', lab.clientArgs('b', clientArgs));
-  await lab.waitForDirect('a', 'b', { timeoutMs: BOUND.directMs, since });
-  await lab.waitForDirect('b', 'a', { timeoutMs: BOUND.directMs, since });
-  return { server, clientA, clientB, connectedMs: Date.now() - since };
+  const { clients: [clientA, clientB], spawned, up } = await startClients(lab, ['a', 'b'], clientArgs);
+  await lab.waitForDirect('a', 'b', { timeoutMs: remaining(up, BOUND.directMs), since: spawned });
+  await lab.waitForDirect('b', 'a', { timeoutMs: remaining(up, BOUND.directMs), since: spawned });
+  return { server, clientA: clientA!, clientB: clientB!, connectedMs: Date.now() - up };
 }
-

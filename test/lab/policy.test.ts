@@ -63,5 +63,23 @@ test('policy: a peer outside the policy learns no endpoint of the peers it may n
     const relayed = await lab.ping('a', b.overlayAddress, 3);
     assert.ok(relayed.received >= 1, relayed.output);
     assert.equal(server.child.exitCode, null, 'the server kept running through both reloads');
+
+    // Names appear in status: A's client adds B (one sync), and status names both.
+    const bin = require.resolve('../../../bin/snakebite');
+    await lab.inNs(a.ns, [process.execPath, bin, 'client', '--interface', a.wgInterface, '--server', lab.host('f').overlayAddress, '--once']);
+    const status = await lab.inNs(a.ns, [process.execPath, bin, 'status', '--interface', a.wgInterface, '--server', lab.host('f').overlayAddress]);
+    assert.match(status.stdout, /\(laptop\)/, status.stdout);
+    assert.match(status.stdout, new RegExp(`${b.keys.publicKey.slice(0, 8).replace(/[+/]/g, '.')} printer`), status.stdout);
+  });
+});
+
+test('policy: SIGHUP without --policy (systemctl reload) does not stop the server', { skip, timeout: 90_000 }, async (t) => {
+  await withLab(t, {}, async (lab) => {
+    const server = await lab.startServer();
+    server.child.kill('SIGHUP');
+    for (let i = 0; i < 50 && !server.output.text().includes('policy-reload-skipped'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(server.output.text(), /policy-reload-skipped/);
+    assert.equal(server.child.exitCode, null);
+    assert.deepEqual((await peersSeenBy(lab, 'a')).keys, [lab.host('b').keys.publicKey]);
   });
 });

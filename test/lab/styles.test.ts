@@ -1,6 +1,6 @@
 /**
  * Configuration style × NAT combination (lab/matrix.ts): every pair of peers
- * carries traffic within 10 s of the clients starting, a direct or LAN path
+ * carries traffic within 10 s of the clients running, a direct or LAN path
  * where the README promises one comes up as fast as in S1, and once settled
  * every pair is on the path the README promises. CI runs a representative
  * set; SNAKEBITE_LAB_MATRIX=full runs every cell (about 40 labs, 12 minutes;
@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cellOptions, describeStyles, NAT_CASES, natCase, runCell, STYLE_CASES, styleCase, type NatCase, type StyleCase } from '../../lab/matrix';
+import type { LabPath } from '../../lab/nat-lab';
 import { BOUND, labUnavailable, withLab } from './helpers';
 
 const skip = labUnavailable();
@@ -20,9 +21,11 @@ interface Cell {
   readonly postUp?: boolean;
   /** Listed peers share preshared keys. */
   readonly presharedKeys?: boolean;
+  /** What the product still lacks for this cell to pass (node:test `todo`: it runs and reports, CI stays green). */
+  readonly todo?: string;
 }
 
-const cell = (style: string, nat: string, extra: Pick<Cell, 'postUp' | 'presharedKeys'> = {}): Cell => ({ style: styleCase(style), nat: natCase(nat), ...extra });
+const cell = (style: string, nat: string, extra: Pick<Cell, 'postUp' | 'presharedKeys' | 'todo'> = {}): Cell => ({ style: styleCase(style), nat: natCase(nat), ...extra });
 
 const REPRESENTATIVE: readonly Cell[] = [
   cell('S2', 'cone-cone'),
@@ -35,31 +38,34 @@ const REPRESENTATIVE: readonly Cell[] = [
   cell('S3', 'forwarded-symmetric'),
   cell('S4+S1', 'cone-cone'),
   cell('mix', 'same-lan'),
+  // A listed phone (no client) behind our own NAT: the client shows no path to it at all (bench:paths 2026-12-01).
+  cell('S4+S2', 'same-lan', { todo: 'needs the client to relay a listed peer that shares our public address and runs no client (no LAN report comes)' }),
 ];
 const CELLS: readonly Cell[] =
   process.env.SNAKEBITE_LAB_MATRIX === 'full' ? STYLE_CASES.flatMap((style) => NAT_CASES.map((nat) => ({ style, nat }))) : REPRESENTATIVE;
 
 /**
- * How soon a promised direct path must be up on both sides: as in S1, except
- * that a symmetric NAT facing a forwarded port connects either at once or at
- * WireGuard's 5 s retry, when its first handshake races ahead of the other
- * side's punch (measured 0.15 s or 5 s).
+ * How soon, once every client runs, a promised direct or LAN path must be up
+ * on both sides: as in S1, except that a symmetric NAT facing a forwarded
+ * port connects either at once or at WireGuard's 5 s retry, when its first
+ * handshake races ahead of the other side's punch (measured 0.15 s or 5 s).
  */
-function connectBound(nat: NatCase): number {
-  return nat.natB === 'symmetric' || nat.natA === 'symmetric' ? 8_000 : BOUND.directMs;
+function connectBound(nat: NatCase, promised: LabPath): number {
+  if (nat.natA === 'symmetric' || nat.natB === 'symmetric') return 8_000;
+  return promised === 'lan' ? BOUND.lanMs : BOUND.directMs;
 }
 
-for (const { style, nat, postUp, presharedKeys } of CELLS) {
+for (const { style, nat, postUp, presharedKeys, todo } of CELLS) {
   const variant = [postUp ? 'PostUp --once first' : '', presharedKeys ? 'preshared keys' : ''].filter(Boolean).join(', ');
   const name = `${style.name} ${nat.name}${variant ? ` (${variant})` : ''}: every pair carries traffic within ${BOUND.trafficMs / 1000} s and settles on the promised path`;
-  test(name, { skip, timeout: 90_000 }, async (t) => {
+  test(name, { skip, timeout: 90_000, ...(todo ? { todo } : {}) }, async (t) => {
     await withLab(t, { ...cellOptions(style, nat), ...(postUp ? { postUp } : {}), ...(presharedKeys ? { presharedKeys } : {}) }, async (lab) => {
       const results = await runCell(lab, { limitMs: BOUND.trafficMs, settleMs: BOUND.relaySettledMs });
       t.diagnostic(`${describeStyles(lab)}: ${JSON.stringify(results)}`);
       for (const r of results) {
-        assert.notEqual(r.firstReplyMs, null, `${r.pair}: no ping reply within ${BOUND.trafficMs} ms of the clients starting`);
+        assert.notEqual(r.firstReplyMs, null, `${r.pair}: no ping reply within ${BOUND.trafficMs} ms of the clients running`);
         if (r.promised !== 'relayed') {
-          assert.ok(r.connectMs !== null && r.connectMs <= connectBound(nat), `${r.pair}: ${r.promised} path both ways after ${r.connectMs} ms, bound ${connectBound(nat)} ms`);
+          assert.ok(r.connectMs !== null && r.connectMs <= connectBound(nat, r.promised), `${r.pair}: ${r.promised} path both ways after ${r.connectMs} ms, bound ${connectBound(nat, r.promised)} ms`);
         }
         assert.deepEqual(r.settled, { there: r.promised, back: r.promised }, `${r.pair}: the path once settled`);
         assert.ok(r.settledReplies >= 4, `${r.pair}: ${r.settledReplies} of 5 pings answered once settled`);

@@ -4,12 +4,12 @@
  * byte for byte with what the same reply minus the bad parts would have made:
  * only valid changes are ever made, and a bad envelope changes nothing.
  */
-import { PEER_LIST_LIMITS } from '../../src/peer-list/peer-list';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { syncOnce, type SyncDeps, type SyncOptions } from '../../src/client/sync';
 import { isSnakebiteError } from '../../src/errors';
 import { silentLogger } from '../../src/log/logger';
+import { PEER_LIST_LIMITS } from '../../src/peer-list/peer-list';
 import type { DeviceState } from '../../src/wireguard/device-state';
 import { parseDump } from '../../src/wireguard/dump-parser';
 import { FakeDriver, ip, key, readFixture, stringify } from '../support/fakes';
@@ -29,7 +29,7 @@ function envelope(peers: unknown[], overrides: Record<string, unknown> = {}): Re
 
 async function run(body: unknown): Promise<{ state: string; batches: string; error?: unknown }> {
   const driver = new FakeDriver(DEVICE);
-  const deps: SyncDeps = { driver, fetchPeerList: async () => body, triggerHandshakes: async () => {}, logger: silentLogger, clock: () => NOW };
+  const deps: SyncDeps = { driver, fetchPeerList: async () => body, triggerHandshakes: async () => {}, logger: silentLogger, clock: () => NOW, ownAddresses: () => [ip('10.10.10.2')] };
   let error: unknown;
   await syncOnce(deps, OPTIONS).catch((e: unknown) => (error = e));
   return { state: stringify(driver.state), batches: stringify(driver.batches), error };
@@ -71,6 +71,11 @@ export const HOSTILE_ENTRIES: { name: string; entry: unknown }[] = [
   { name: 'garbage seenBy', entry: entry({ seenBy: [{ publicKey: 'x' }] }) },
   { name: 'garbage punch requests', entry: entry({ punchRequests: [{ publicKey: SELF, at: -5 }] }) },
   { name: 'a listen port of 0', entry: entry({ listenPort: 0 }) },
+  { name: 'our own overlay address as its allowed IP', entry: entry({ allowedIps: ['10.10.10.2/32'] }) },
+  { name: 'a prefix holding our own overlay address', entry: entry({ allowedIps: ['10.10.10.2/31'] }) },
+  { name: 'an endpoint inside the overlay', entry: entry({ endpoint: '10.10.10.77:51820' }) },
+  { name: 'an IPv4 link-local endpoint', entry: entry({ endpoint: '169.254.1.1:51820' }) },
+  { name: 'an IPv6 link-local endpoint', entry: entry({ endpoint: '[fe80::1]:51820' }) },
   { name: 'nested a million deep', entry: deep(20_000) },
   { name: 'an endpoint nested deep', entry: entry({ endpoint: deep(20_000) }) },
 ];

@@ -21,6 +21,8 @@ describe('decideAdmission', () => {
     { name: 'more peers, a higher global limit', source: { kind: 'peer', publicKey: B, peers: 4 }, total: 7, held: { [A]: 2 }, want: 'admit' },
     { name: 'an unreadable interface, room', source: { kind: 'unknown' }, total: 0, held: {}, want: 'admit' },
     { name: 'an unreadable interface, full', source: { kind: 'unknown' }, total: 1, held: { '?': 1 }, want: 'refuse:unknown-limit' },
+    { name: 'the fang itself (doctor on F)', source: { kind: 'local' }, total: 0, held: {}, want: 'admit' },
+    { name: 'the fang itself, over its limit', source: { kind: 'local' }, total: 1, held: { local: 1 }, want: 'refuse:local-limit' },
   ];
   for (const row of rows) {
     test(row.name, () => {

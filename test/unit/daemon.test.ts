@@ -142,16 +142,17 @@ describe('repunchChanges', () => {
 describe('sleep', () => {
   test('resolves at once when already aborted', async () => {
     const started = Date.now();
-    await within(500, sleep(10_000, AbortSignal.abort()));
-    assert.ok(Date.now() - started < 300);
+    // Far below the 10 s asked for, with room for a loaded machine.
+    await within(5000, sleep(10_000, AbortSignal.abort()));
+    assert.ok(Date.now() - started < 5000);
   });
 
   test('resolves early on abort', async () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 20);
     const started = Date.now();
-    await within(1000, sleep(10_000, controller.signal));
-    assert.ok(Date.now() - started < 500);
+    await within(5000, sleep(10_000, controller.signal));
+    assert.ok(Date.now() - started < 5000);
   });
 
   test('resolves after the time otherwise', async () => {
@@ -535,5 +536,31 @@ describe('runClientDaemon', () => {
     assert.ok(punched.every((addresses) => addresses.length === 1 && addresses[0] === '10.10.10.1'));
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(punched.length, count, 'no heartbeat after the daemon returned');
+  });
+  test('a stale state file: a peer an earlier run added, which the user re-created with the same key on a re-created interface, is not removed (issue 8)', async () => {
+    for (const { identityNow, want } of [
+      { identityNow: 2, want: [] as string[] },
+      { identityNow: 1, want: [OTHER] },
+    ]) {
+      const controller = new AbortController();
+      const driver = new StubbornDriver(0);
+      const { deps: d, lines } = deps(driver, scripted(controller, [LIST]));
+      await within(3000, runClientDaemon(d, options(controller.signal, { addedBefore: [OTHER], identityBefore: 1, interfaceIdentity: () => identityNow })), 'the daemon');
+      const removed = driver.batches.flat().filter((c) => c.remove).map((c) => c.publicKey);
+      assert.deepEqual(removed, want, `interface index 1 -> ${identityNow}`);
+      assert.equal(lines.some((l) => l.event === 'interface-recreated'), identityNow !== 1);
+    }
+  });
+  test('a client that may manage none of the listed peers says so once, with the fix (issue 7 item 5)', async () => {
+    const controller = new AbortController();
+    // The fang peer routes only its own address and the peer is not listed locally: nothing can be added.
+    const driver = new FakeDriver(device(SELF, [{ publicKey: FANG, endpoint: '192.0.2.1:51820', allowedIps: ['10.10.10.1/32'], latestHandshake: NOW_SECONDS - 5 }]));
+    const { deps: d, lines } = deps(driver, scripted(controller, [LIST, LIST, LIST]));
+    await within(3000, runClientDaemon(d, options(controller.signal)), 'the daemon');
+    const said = lines.filter((l) => l.event === 'nothing-managed');
+    assert.equal(said.length, 1, 'once, not every round');
+    assert.equal(said[0]?.level, 'warn');
+    assert.match(String(said[0]?.hint), /AllowedIPs that cover the overlay/);
+    assert.equal(lines.filter((l) => l.event === 'peer-refused').length, 1, 'the refusal itself is said once too');
   });
 });

@@ -134,6 +134,7 @@ describe('doctor on the fang', () => {
     { name: 'listen address not on the interface', facts: fangFacts({ listen: { address: ip('203.0.113.1'), port: 51821 } }), check: 'listen-address', want: 'fail' },
     { name: 'no ListenPort in the config', facts: fangFacts({ config: { path: 'x.conf', peers: [] } }), check: 'listen-port-fixed', want: 'fail' },
     { name: 'server not running', facts: fangFacts({ server: { error: 'ECONNREFUSED' } }), check: 'server-running', want: 'fail' },
+    { name: 'server closes our (non-peer) connection: running', facts: fangFacts({ server: { status: 0 } }), check: 'server-running', want: 'ok' },
     { name: 'IPv4 forwarding off', facts: fangFacts({ forwarding: { ipv4: false, ipv6: false } }), check: 'ip-forwarding', want: 'fail' },
     {
       name: 'IPv6 overlay without IPv6 forwarding',

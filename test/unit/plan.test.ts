@@ -1218,9 +1218,34 @@ describe('planPeerChanges: relaying peers the user configured (S2, S3)', () => {
   const trying = (since: number) => ({ ...USERS, tryingSince: new Map([[OLD, since]]) });
 
   test('S3: a listed peer routing its own /32 is managed: it gets its endpoint (re-created, never had a handshake)', () => {
-    const plan = planPeerChanges(s3({ endpoint: null }), listed, RELAYING, NOW, USERS);
+    const plan = planPeerChanges(s3({ endpoint: null }), listed, POLICY, NOW, USERS);
     assert.deepEqual(whyCodes(plan), ['rebuild']);
     assert.deepEqual(plan.changes[0]?.allowedIps?.map(formatPrefix), ['10.10.10.3/32']);
+  });
+
+  test('S3, daemon: re-created relayed first, its /32 on the fang peer until a direct handshake, then exactly back', () => {
+    const plan = planPeerChanges(s3({ endpoint: null }), listed, RELAYING, NOW, USERS);
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.publicKey, c.allowedIps?.map(formatPrefix), c.probeAddress]), [
+      ['rebuild-peer', OLD, [], null],
+      ['fang-routes', FANG, ['10.10.10.1/32', '10.10.10.3/32'], null],
+    ]);
+    const after = applyToDevice(s3({ endpoint: null }), plan.changes);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: true }]]);
+    const relayedSince = new Map([[OLD, NOW_SECONDS]]);
+    assert.deepEqual(planPeerChanges(after, listed, RELAYING, NOW, { ...USERS, changed, relayedSince }).changes, [], 'converged');
+    const handshook: DeviceState = { ...after, peers: after.peers.map((p) => (p.publicKey === OLD ? { ...p, latestHandshake: NOW_SECONDS } : p)) };
+    const back = planPeerChanges(handshook, listed, RELAYING, NOW, { ...USERS, changed, relayedSince });
+    assert.deepEqual(whyCodes(back), ['direct-again']);
+    assert.deepEqual(applyToDevice(handshook, back.changes).peers.map((p) => [p.publicKey, p.allowedIps.map(formatPrefix)]), [[FANG, ['10.10.10.1/32']], [OLD, ['10.10.10.3/32']]]);
+  });
+
+  test('S2, daemon: re-created relayed first (allowed IPs off), the fang peer untouched', () => {
+    const current = baseDevice([], { endpoint: null, latestHandshake: 0, persistentKeepalive: 5 });
+    const plan = planPeerChanges(current, list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, USERS);
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.allowedIps?.length, c.persistentKeepalive]), [['rebuild-peer', 0, 5]]);
+    const d = plan.decisions[0]!;
+    assert.ok(d.kind === 'rebuild' && d.relayFirst && !d.viaFang);
+    assert.deepEqual(d.allowedIps.map(formatPrefix), ['10.10.10.3/32']);
   });
 
   test('S3: a peer routing more than the fang routes to it (a site) stays the user\'s', () => {
@@ -1282,4 +1307,46 @@ describe('planPeerChanges: relaying peers the user configured (S2, S3)', () => {
     const plan = planPeerChanges(current, list([listEntry(NEW, '198.51.100.5:4000', ['10.10.10.3/32', '10.10.10.5/32'])]), RELAYING, NOW, { ...USERS, changed, relayedSince: new Map([[OLD, NOW_SECONDS]]) });
     assert.deepEqual(whyCodes(plan), ['add-relay-first', `overlaps:${OLD}`]);
   });
+});
+
+describe("planPeerChanges: a listed peer of the user's behind our own NAT", () => {
+  const LAN: Policy = { ...POLICY, relayAfterSeconds: 8, localNetworks: [prefix('192.168.1.0/24')] };
+  const USERS = { addedByUs: new Set<WireGuardKey>() };
+  const waiting = listEntry(OLD, '203.0.113.1:40001', ['10.10.10.3/32']);
+  const ready: PeerListEntry = { ...waiting, candidates: [endpoint('192.168.1.3:51820')] };
+  const start = baseDevice([], { endpoint: null, latestHandshake: 0, persistentKeepalive: 5 });
+
+  test('relayed while it has not reported its LAN candidates, re-created at its LAN candidate still relayed, then exactly back', () => {
+    const first = planPeerChanges(start, list([waiting]), LAN, NOW, USERS);
+    assert.deepEqual(first.changes.map((c) => [c.kind, c.allowedIps?.length]), [['relay', 0]]);
+    let state = applyToDevice(start, first.changes);
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: false }]]);
+    const relayedSince = new Map([[OLD, NOW_SECONDS]]);
+    assert.deepEqual(planPeerChanges(state, list([waiting]), LAN, NOW, { ...USERS, changed, relayedSince }).changes, [], 'converged while waiting');
+    const second = planPeerChanges(state, list([ready]), LAN, NOW, { ...USERS, changed, relayedSince });
+    assert.deepEqual(whyCodes(second), ['rebuild', 'via-lan']);
+    const d = second.decisions[0]!;
+    assert.ok(d.kind === 'rebuild' && d.relayFirst);
+    assert.deepEqual(d.allowedIps.map(formatPrefix), ['10.10.10.3/32'], 'its own allowed IPs, kept while it was relayed');
+    assert.deepEqual(second.changes[0]?.allowedIps, [], 'still relayed until a direct handshake');
+    state = applyToDevice(state, second.changes);
+    state = { ...state, peers: state.peers.map((p) => (p.publicKey === OLD ? { ...p, latestHandshake: NOW_SECONDS } : p)) };
+    const third = planPeerChanges(state, list([ready]), LAN, NOW, { ...USERS, changed, relayedSince });
+    assert.deepEqual(third.changes.map((c) => [c.kind, c.allowedIps?.map(formatPrefix)]), [['direct-again', ['10.10.10.3/32']]]);
+  });
+
+  test('--once (no relaying) and peers this client added only wait', () => {
+    assert.deepEqual(whyCodes(planPeerChanges(start, list([waiting]), { ...LAN, relayAfterSeconds: undefined }, NOW, USERS)), ['same-nat-waiting']);
+    assert.deepEqual(whyCodes(planPeerChanges(start, list([waiting]), LAN, NOW, { addedByUs: new Set([OLD]) })), ['same-nat-waiting']);
+  });
+});
+
+test("a relayed peer of the user's that the fang stops listing gets its own allowed IPs back, and is never removed", () => {
+  const relayed = baseDevice([], { allowedIps: [], latestHandshake: 0 });
+  const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: false }]]);
+  const plan = planPeerChanges(relayed, list([]), { ...POLICY, relayAfterSeconds: 8 }, NOW, { addedByUs: new Set(), changed, relayedSince: new Map([[OLD, NOW_SECONDS - 50]]) });
+  assert.deepEqual(plan.decisions.map((d) => d.kind), ['restore']);
+  assert.deepEqual(plan.changes.map((c) => [c.kind, c.remove, c.allowedIps?.map(formatPrefix)]), [['direct-again', undefined, ['10.10.10.3/32']]]);
+  const after = applyToDevice(relayed, plan.changes);
+  assert.deepEqual(planPeerChanges(after, list([]), { ...POLICY, relayAfterSeconds: 8 }, NOW, { addedByUs: new Set() }).changes, [], 'and then it is simply the user\'s');
 });

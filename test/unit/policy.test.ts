@@ -1,9 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { mayLink, parsePolicy, PolicyError } from '../../src/fang/policy';
+import { learnableBy, mayLink, parsePolicy, PolicyError } from '../../src/fang/policy';
 import { loadPolicyFile } from '../../src/fang/policy-file';
 import { relayRules } from '../../src/fang/relay-firewall';
 import { parsePeerList } from '../../src/peer-list/parse';
@@ -64,6 +65,13 @@ describe('mayLink', () => {
   ];
   for (const [name, a, b, want] of rows) test(name, () => assert.equal(mayLink(policy, a, b), want));
   test('no policy: everyone', () => assert.equal(mayLink(undefined, STRANGER, PRINTER), true));
+  test('learnableBy agrees with mayLink for every pair, under several policies', () => {
+    const keys = [LAPTOP, PHONE, NAS, PRINTER, STRANGER];
+    for (const text of [POLICY, `${POLICY}\nallow devices all`, 'allow all all', `peer x ${LAPTOP} a\nallow a all`, '']) {
+      const p = parsePolicy(text);
+      for (const a of keys) for (const b of keys) assert.equal(learnableBy(p, a)(b), mayLink(p, a, b), `${text} ${a} ${b}`);
+    }
+  });
   test('"allow all all" is the default again', () => assert.equal(mayLink(parsePolicy('allow all all'), STRANGER, PRINTER), true));
 });
 
@@ -159,5 +167,21 @@ describe('relay firewall rules', () => {
     assert.ok(applied.includes(6));
     await server.close();
     assert.deepEqual(removed, ['SNAKEBITE-wg0']);
+  });
+});
+
+describe('snakebite server --policy', () => {
+  test('a bad file stops the start with its line and reason, before the interface is touched', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sb-policy-'));
+    try {
+      const file = path.join(dir, 'policy');
+      writeFileSync(file, `peer laptop ${LAPTOP} staff\n\nalow staff staff\n`);
+      const run = spawnSync(process.execPath, [require.resolve('../../../bin/snakebite'), 'server', '--interface', 'sbnosuch0', '--listen', '10.10.10.1', '--policy', file], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(run.status, 1);
+      assert.match(run.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:3: unknown word "alow"`));
+      assert.doesNotMatch(run.stderr, /sbnosuch0/, 'the policy is checked first');
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 });

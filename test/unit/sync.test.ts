@@ -278,3 +278,18 @@ describe('reconcile: why a listed peer is left alone, said once (issue 7 item 5)
     assert.equal(lines.filter((l) => l.event === 'peer-refused').length, 2, 'said again after the reason came back');
   });
 });
+
+test('a peer about to be re-created that got a handshake meanwhile (the other side answered) is not re-created', async () => {
+  const never = { ...UNREACHED_PEER, endpoint: null, latestHandshake: 0, rxBytes: 0 };
+  const before: DeviceState = { ...DEVICE, peers: [FANG_PEER, LAN_PEER, never] };
+  const after: DeviceState = { ...DEVICE, peers: [FANG_PEER, LAN_PEER, { ...never, endpoint: { address: ip('198.51.100.4'), port: 5000 }, latestHandshake: LAN_PEER.latestHandshake + 89, rxBytes: 92 }] };
+  const body = reply([{ publicKey: UNREACHED_PEER.publicKey, endpoint: '198.51.100.4:5000', allowedIps: ['10.10.10.4/32'], latestHandshake: 1 }]);
+  const { deps, driver } = setup(body, before);
+  let reads = 0;
+  driver.readDevice = async () => (reads++ === 0 ? before : after);
+  const { list } = acceptReply(body, deps.logger);
+  const result = await reconcile(deps, OPTIONS, list, { addedByUs: new Set() });
+  assert.equal(reads, 2, 'read again before re-creating');
+  assert.deepEqual(result.plan.changes, [], 'the fresh session is kept');
+  assert.deepEqual(driver.batches, []);
+});
