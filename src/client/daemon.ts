@@ -2,7 +2,7 @@ import { endpointEquals, firstHost, formatEndpoint, type IpAddress } from '../ip
 import { describeError, SnakebiteError } from '../errors';
 import { mergePeerList } from '../peer-list/merge';
 import type { PeerList } from '../peer-list/peer-list';
-import type { DeviceState, PeerChange, PeerState } from '../wireguard/device-state';
+import type { DeviceState, PeerChange } from '../wireguard/device-state';
 import type { WireGuardKey } from '../wireguard/key';
 import { PeerTracker, type ChangedRecord } from './peer-tracker';
 import type { Plan } from '../plan/plan';
@@ -45,21 +45,6 @@ export interface DaemonOptions extends SyncOptions {
 
 /** Shortest time between two rounds with the fang while it pushes, in milliseconds. */
 const MIN_ROUND_GAP_MS = 250;
-
-/** A session younger than this, in seconds, that carries nothing back was lost on the other side. */
-const FRESH_SESSION_SECONDS = 30;
-
-/** The change that re-creates `peer` exactly as it is (key, preshared key, endpoint, allowed IPs, keepalive). */
-export function recreateChange(peer: PeerState): PeerChange {
-  return {
-    publicKey: peer.publicKey,
-    recreate: true,
-    ...(peer.hasPresharedKey ? { keepPresharedKey: true as const } : {}),
-    ...(peer.endpoint ? { endpoint: peer.endpoint } : {}),
-    allowedIps: peer.allowedIps,
-    ...(peer.persistentKeepalive !== null ? { persistentKeepalive: peer.persistentKeepalive } : {}),
-  };
-}
 
 /** How long a "send me a packet" request stays in our reports, in seconds. */
 const PUNCH_REQUEST_SECONDS = 30;
@@ -270,19 +255,6 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
     for (const key of silent) {
       tracker.noteAsked(key, now);
       logger.info('punch-requested', { peer: key, reason: 'our packets get no answer: asking it through the fang to send first (its NAT may have forgotten us)' });
-    }
-    // A session only moments old that carries nothing back was lost on the other side (it re-created
-    // its entry for us as ours answered its handshake): only a new handshake helps, and WireGuard
-    // starts none while it holds a session; a new entry, configured exactly as this one, does at once.
-    // Its signature: nothing at all received after the handshake itself (a NAT that forgot us mid-flow is answered by the punch request).
-    const lost = [...silent]
-      .map((key) => byKey.get(key)!)
-      .filter((peer) => peer.latestHandshake > 0 && now - peer.latestHandshake <= FRESH_SESSION_SECONDS && (tracker.get(peer.publicKey)?.traffic.heardAt ?? 0) <= peer.latestHandshake + 3);
-    if (lost.length > 0) {
-      await deps.driver.applyPeerChanges(lost.map(recreateChange));
-      for (const peer of lost) {
-        logger.info('peer-rebuilt', { peer: peer.publicKey, endpoint: peer.endpoint ? formatEndpoint(peer.endpoint) : undefined, reason: `a handshake ${now - peer.latestHandshake}s ago, yet our packets get no answer: the other side lost that session; re-created with its own configuration so WireGuard starts a new one at once` });
-      }
     }
     lastReport = (await sendReportQuietly(deps, result.device, fangKey, undefined, activeRequests())) ?? lastReport;
   };

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ActivityTracker, recreateChange, repunchChanges, retryDelayMs, runClientDaemon, sleep, warnsAfter, type DaemonOptions } from '../../src/client/daemon';
+import { ActivityTracker, repunchChanges, retryDelayMs, runClientDaemon, sleep, warnsAfter, type DaemonOptions } from '../../src/client/daemon';
 import type { PeerListRequest, SyncDeps } from '../../src/client/sync';
 import { formatIp, formatPrefix } from '../../src/ip/address';
 import { SnakebiteError } from '../../src/errors';
@@ -565,14 +565,3 @@ describe('runClientDaemon', () => {
   });
 });
 
-describe('recreateChange', () => {
-  test('re-creates a peer exactly as it is: endpoint, allowed IPs, keepalive, and its preshared key kept', () => {
-    const [p] = device(key(9), [{ publicKey: key(1), endpoint: '198.51.100.1:51820', allowedIps: ['10.10.10.3/32'], persistentKeepalive: 5, hasPresharedKey: true, latestHandshake: 100 }]).peers;
-    const change = recreateChange(p!);
-    assert.deepEqual({ ...change, endpoint: change.endpoint && formatIp(change.endpoint.address), allowedIps: change.allowedIps?.map(formatPrefix) }, {
-      publicKey: key(1), recreate: true, keepPresharedKey: true, endpoint: '198.51.100.1', allowedIps: ['10.10.10.3/32'], persistentKeepalive: 5,
-    });
-    const [bare] = device(key(9), [{ publicKey: key(2), endpoint: null, allowedIps: [], persistentKeepalive: null }]).peers;
-    assert.deepEqual(recreateChange(bare!), { publicKey: key(2), recreate: true, allowedIps: [] });
-  });
-});
