@@ -61,6 +61,8 @@ function run(file: string, args: readonly string[], input?: string): Promise<voi
       if (error) reject(new Error(`${file} ${args.join(' ')} failed: ${String(stderr).trim() || error.message}`));
       else resolve();
     });
+    // A command that exits without reading its input must fail this run, not crash the server with EPIPE.
+    child.stdin?.on('error', () => undefined);
     if (input !== undefined) child.stdin?.end(input);
   });
 }

@@ -24,14 +24,32 @@ export function parsePresharedKeys(output: string): Map<WireGuardKey, string> {
  */
 export async function withKeyFiles<T>(secrets: ReadonlyMap<WireGuardKey, string>, work: (paths: ReadonlyMap<WireGuardKey, string>) => Promise<T>): Promise<T> {
   if (secrets.size === 0) return work(new Map());
-  const dir = mkdtempSync(join(tmpdir(), 'snakebite-psk-'));
+  let n = 0;
+  return withPrivateFiles(
+    'snakebite-psk-',
+    [...secrets].map(([peer, secret]) => ({ id: peer, name: `psk${n++}`, text: `${secret}\n` })),
+    work,
+  );
+}
+
+/**
+ * Writes each text to its own file (mode 0600, created exclusively) in a
+ * fresh directory of mode 0700, runs `work` with their paths by id, and
+ * removes the directory after, whatever happens. `wg` reads key and config
+ * files by path: /dev/stdin is a socket under Node, which wg cannot fopen.
+ */
+export async function withPrivateFiles<T>(
+  prefix: string,
+  files: readonly { readonly id: string; readonly name: string; readonly text: string }[],
+  work: (paths: ReadonlyMap<string, string>) => Promise<T>,
+): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   try {
-    const paths = new Map<WireGuardKey, string>();
-    let n = 0;
-    for (const [peer, secret] of secrets) {
-      const path = join(dir, `psk${n++}`);
-      writeFileSync(path, `${secret}\n`, { mode: 0o600, flag: 'wx' });
-      paths.set(peer, path);
+    const paths = new Map<string, string>();
+    for (const file of files) {
+      const path = join(dir, file.name);
+      writeFileSync(path, file.text, { mode: 0o600, flag: 'wx' });
+      paths.set(file.id, path);
     }
     return await work(paths);
   } finally {

@@ -1,13 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { formatEndpoint, formatPrefix } from '../ip/address';
 import { SnakebiteError } from '../errors';
 import type { DeviceState, PeerChange } from './device-state';
 import { DumpParser } from './dump-parser';
 import type { WireGuardDriver } from './driver';
-import { parsePresharedKeys, withKeyFiles } from './preshared-keys';
+import { parsePresharedKeys, withKeyFiles, withPrivateFiles } from './preshared-keys';
 
 export interface CommandResult {
   readonly stdout: string;
@@ -146,15 +143,8 @@ export function wgInvocations(interfaceName: string, changes: readonly PeerChang
  * Runs `work` with `text` in a file of mode 0600 in a fresh directory of mode
  * 0700, removed afterwards. The text holds public keys and endpoints only.
  */
-export async function withConfigFile<T>(text: string, work: (path: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'snakebite-conf-'));
-  try {
-    const path = join(dir, 'peers.conf');
-    writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
-    return await work(path);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+export function withConfigFile<T>(text: string, work: (path: string) => Promise<T>): Promise<T> {
+  return withPrivateFiles('snakebite-conf-', [{ id: 'conf', name: 'peers.conf', text }], (paths) => work(paths.get('conf')!));
 }
 
 /** Turns a failed `wg` run into an error that names the command and says what to do. */
@@ -211,6 +201,15 @@ export class WgCommandDriver implements WireGuardDriver {
     const keep = changes.filter((c) => c.recreate && c.keepPresharedKey).map((c) => c.publicKey);
     const secrets = keep.length > 0 ? await this.presharedKeys() : new Map<string, string>();
     const wanted = new Map([...secrets].filter(([peer]) => keep.includes(peer)));
+    // Re-creating a peer without the preshared key it had would break its tunnel: apply nothing instead.
+    const lost = keep.filter((peer) => !wanted.has(peer));
+    if (lost.length > 0) {
+      throw new SnakebiteError(
+        'SB_WG_FAILED',
+        `cannot re-create ${lost.length} peer(s) on ${this.interfaceName} (first ${lost[0]!.slice(0, 8)}): wg show ${this.interfaceName} preshared-keys gave no key for them; nothing was changed`,
+        'the interface changed while it was read; the next round tries again',
+      );
+    }
     await withKeyFiles(wanted, async (files) => {
       for (const { args, input } of wgInvocations(this.interfaceName, changes, WG_SET_ARGUMENT_BUDGET, files)) {
         try {

@@ -349,6 +349,19 @@ describe('re-creating a peer (recreate) in one wg set', () => {
     assert.equal(existsSync(seen!.path), false, 'the key file is gone after');
   });
 
+  test('a preshared key to keep that wg no longer shows: nothing is applied, and the error says so', async () => {
+    const calls: string[][] = [];
+    const run: CommandRunner = async (_file, args) => {
+      calls.push([...args]);
+      return { stdout: args[2] === 'preshared-keys' ? `${A}\t(none)\n` : '', stderr: '' };
+    };
+    await assert.rejects(
+      new WgCommandDriver('wg0', run).applyPeerChanges([{ publicKey: A, recreate: true, keepPresharedKey: true, endpoint: endpoint('192.0.2.1:51820') }]),
+      (error: unknown) => isSnakebiteError(error, 'SB_WG_FAILED') && /nothing was changed/.test(error.message),
+    );
+    assert.deepEqual(calls, [['show', 'wg0', 'preshared-keys']], 'no wg set ran');
+  });
+
   test('no preshared key to keep: no read, no file', async () => {
     const calls: string[][] = [];
     const run: CommandRunner = async (_file, args) => {
