@@ -55,10 +55,12 @@ const SCRIPT = `
     });
     var pairs = {}; view.pairs.forEach(function(x){ pairs[x.a+' '+x.b]=x; pairs[x.b+' '+x.a]=x; });
     var matrix = document.getElementById('matrix'); matrix.textContent='';
-    var top = el('tr'); top.appendChild(el('th')); view.peers.forEach(function(p){ top.appendChild(el('th',null,label(p))); }); matrix.appendChild(top);
-    view.peers.forEach(function(row){
+    var shown = view.pairsLimitedTo ? view.peers.slice(0, view.pairsLimitedTo) : view.peers;
+    if(view.pairsLimitedTo){ var note = el('tr'); var cell = el('td',null,'pairs of the first '+view.pairsLimitedTo+' of '+view.peers.length+' peers'); cell.colSpan = shown.length+1; note.appendChild(cell); matrix.appendChild(note); }
+    var top = el('tr'); top.appendChild(el('th')); shown.forEach(function(p){ top.appendChild(el('th',null,label(p))); }); matrix.appendChild(top);
+    shown.forEach(function(row){
       var tr = el('tr'); tr.appendChild(el('th',null,label(row)));
-      view.peers.forEach(function(col){
+      shown.forEach(function(col){
         if(row.publicKey===col.publicKey){ tr.appendChild(el('td','cell self','—')); return; }
         var x = pairs[row.publicKey+' '+col.publicKey];
         var td = el('td','cell '+x.path,x.path);

@@ -50,7 +50,12 @@ export interface MeshView {
   readonly fang: WireGuardKey | null;
   readonly peers: readonly MeshPeer[];
   readonly pairs: readonly MeshPair[];
+  /** Set when only the pairs among the first this many peers are given (the matrix grows with the square of the peers). */
+  readonly pairsLimitedTo?: number;
 }
+
+/** Pairs are worked out among at most this many peers per view: 32,640 pairs, a page a person can still read. */
+export const MAX_MESH_MATRIX_PEERS = 256;
 
 /** A session older than this (WireGuard's REJECT_AFTER_TIME) carries no traffic. */
 const SESSION_SECONDS = 180;
@@ -90,11 +95,15 @@ export function buildMesh(
   });
   const live = (p: MeshPeer) => p.handshakeAgeSeconds !== null && p.handshakeAgeSeconds <= SESSION_SECONDS;
   const pairs: MeshPair[] = [];
-  for (let i = 0; i < peers.length; i++) {
-    for (let j = i + 1; j < peers.length; j++) {
+  // Who saw whom, indexed once: a lookup per pair, not a scan of a report.
+  const sighting = new Map<string, PeerReport['seen'][number]>();
+  for (const [by, report] of reports) for (const s of report.seen) sighting.set(`${by} ${s.publicKey}`, s);
+  const inMatrix = Math.min(peers.length, MAX_MESH_MATRIX_PEERS);
+  for (let i = 0; i < inMatrix; i++) {
+    for (let j = i + 1; j < inMatrix; j++) {
       const a = peers[i]!;
       const b = peers[j]!;
-      const seen = reports.get(a.publicKey)?.seen.find((s) => s.publicKey === b.publicKey) ?? reports.get(b.publicKey)?.seen.find((s) => s.publicKey === a.publicKey);
+      const seen = sighting.get(`${a.publicKey} ${b.publicKey}`) ?? sighting.get(`${b.publicKey} ${a.publicKey}`);
       const key = pairKey(a.publicKey, b.publicKey);
       if (seen) {
         const since = options.directSince?.get(key);
@@ -114,7 +123,7 @@ export function buildMesh(
       }
     }
   }
-  return { generatedAt: nowSeconds, interface: device.interfaceName, fang: device.publicKey, peers, pairs };
+  return { generatedAt: nowSeconds, interface: device.interfaceName, fang: device.publicKey, peers, pairs, ...(peers.length > inMatrix ? { pairsLimitedTo: inMatrix } : {}) };
 }
 
 /** Remembers since when each pair has been direct, across mesh builds. */

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
-import { buildMesh, DirectSince, type PairPath } from '../../src/fang/mesh';
+import { buildMesh, DirectSince, MAX_MESH_MATRIX_PEERS, type PairPath } from '../../src/fang/mesh';
 import { meshBuilder, meshRoutes, renderMeshPage } from '../../src/fang/mesh-page';
 import { startFangServer } from '../../src/fang/server';
 import { parsePolicy } from '../../src/fang/policy';
@@ -37,6 +37,15 @@ describe('mesh view', () => {
       assert.deepEqual(got, c.want);
     });
   }
+  test(`a large fang: pairs among the first ${MAX_MESH_MATRIX_PEERS} peers only, and the view says so`, () => {
+    const many: PeerSpec[] = Array.from({ length: MAX_MESH_MATRIX_PEERS + 44 }, (_, i) => ({ publicKey: key(1000 + i), endpoint: `198.51.100.${(i % 250) + 1}:${2000 + i}`, allowedIps: [`10.20.${i >> 8}.${i & 255}/32`], latestHandshake: NOW - 1 }));
+    const view = buildMesh(device(F, many), new Map(), NOW);
+    assert.equal(view.peers.length, many.length);
+    assert.equal(view.pairs.length, (MAX_MESH_MATRIX_PEERS * (MAX_MESH_MATRIX_PEERS - 1)) / 2);
+    assert.equal(view.pairsLimitedTo, MAX_MESH_MATRIX_PEERS);
+    assert.equal(buildMesh(device(F, fangPeers), new Map(), NOW).pairsLimitedTo, undefined);
+  });
+
   test('relayed pairs carry the older handshake with F; NAT behaviour from the reports', () => {
     const view = buildMesh(device(F, fangPeers), new Map([[A, report(51820, [[B, '198.51.100.20:40001']])], [B, report(51820, [])]]), NOW);
     assert.equal(view.pairs.find((p) => p.a === A && p.b === B)?.path, 'direct');
