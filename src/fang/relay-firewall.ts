@@ -36,6 +36,8 @@ export function relayRules(policy: Policy, device: DeviceState): RelayRules {
       const a = peers[i]!;
       const b = peers[j]!;
       if (!mayLink(policy, a.publicKey, b.publicKey)) continue;
+      // Past the limit the chain is not written at all: stop building it.
+      if (count > MAX_RELAY_RULES) return { chain, ipv4: '', ipv6: '', count };
       for (const pa of a.allowedIps) {
         for (const pb of b.allowedIps) {
           if (pa.address.family !== pb.address.family) continue;
@@ -74,6 +76,7 @@ function run(file: string, args: readonly string[], input?: string): Promise<voi
 export class RelayFirewall {
   private applied: { ipv4: string; ipv6: string } | undefined;
   private hooked = new Set<string>();
+  private tooLarge = false;
 
   constructor(
     private readonly interfaceName: string,
@@ -82,9 +85,13 @@ export class RelayFirewall {
 
   async apply(rules: RelayRules): Promise<void> {
     if (rules.count > MAX_RELAY_RULES) {
-      this.logger.error('relay-firewall-too-large', { interface: this.interfaceName, rules: rules.count, limit: MAX_RELAY_RULES, reason: 'relaying is not limited by the policy', hint: 'use wider allowed IPs or fewer allow lines; or write the FORWARD rules yourself (docs/policy.md)' });
+      // Said once, and made true: a stale chain would limit relaying by an older policy.
+      if (!this.tooLarge) this.logger.error('relay-firewall-too-large', { interface: this.interfaceName, rules: rules.count, limit: MAX_RELAY_RULES, reason: 'relaying is not limited by the policy', hint: 'use wider allowed IPs or fewer allow lines; or write the FORWARD rules yourself (docs/policy.md)' });
+      this.tooLarge = true;
+      if (this.applied) await this.remove(rules.chain);
       return;
     }
+    this.tooLarge = false;
     if (this.applied && this.applied.ipv4 === rules.ipv4 && this.applied.ipv6 === rules.ipv6) return;
     for (const [tool, script] of [['iptables', rules.ipv4], ['ip6tables', rules.ipv6]] as const) {
       await run(`${tool}-restore`, ['--noflush'], script);
@@ -144,7 +151,14 @@ export function keepRelayFirewall(
     }
   };
   const sync = () => (running = running.then(once));
-  const timer = setInterval(() => void sync(), everyMs);
+  // A tick while a pass still runs is skipped, so slow passes never queue up.
+  let busy = false;
+  const tick = () => {
+    if (busy) return;
+    busy = true;
+    void sync().finally(() => (busy = false));
+  };
+  const timer = setInterval(tick, everyMs);
   timer.unref();
   void sync();
   return {

@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { learnableBy, mayLink, parsePolicy, PolicyError } from '../../src/fang/policy';
 import { loadPolicyFile } from '../../src/fang/policy-file';
-import { relayRules } from '../../src/fang/relay-firewall';
+import { MAX_RELAY_RULES, relayRules } from '../../src/fang/relay-firewall';
 import { parsePeerList } from '../../src/peer-list/parse';
 import { isSnakebiteError } from '../../src/errors';
-import { key, stringify } from '../support/fakes';
+import { device, key, stringify } from '../support/fakes';
 import { ask, fangWith, loopbackPeers, MutableDriver, peerKey, peerSource, startTestFang } from '../support/fang-harness';
 
 const [LAPTOP, PHONE, NAS, PRINTER, STRANGER] = [0, 1, 2, 3, 4].map(peerKey) as [string, string, string, string, string];
@@ -153,6 +153,15 @@ describe('relay firewall rules', () => {
     ]);
     assert.match(rules.ipv4, /^\*filter\n:SNAKEBITE-wg0 - \[0:0\]\n[\s\S]*-A SNAKEBITE-wg0 -j DROP\nCOMMIT\n$/);
     assert.equal(rules.count, 6);
+  });
+
+  test('past MAX_RELAY_RULES the chain is not built at all (no quadratic work every 2 s)', () => {
+    const many = device(key(0xf0), Array.from({ length: 400 }, (_, i) => ({ publicKey: key(1000 + i), allowedIps: [`10.20.${i >> 8}.${i & 255}/32`] })));
+    const started = process.hrtime.bigint();
+    const rules = relayRules(parsePolicy('allow all all\n'), many);
+    assert.ok(rules.count > MAX_RELAY_RULES);
+    assert.equal(rules.ipv4, '');
+    assert.ok(Number(process.hrtime.bigint() - started) / 1e6 < 2000, 'stops early');
   });
 
   test('the server keeps the chain in step with a new policy, and removes it when it stops', async (t) => {
