@@ -39,7 +39,7 @@ const REPRESENTATIVE: readonly Cell[] = [
   cell('S4+S1', 'cone-cone'),
   cell('mix', 'same-lan'),
   // A listed phone (no client) behind our own NAT: the client shows no path to it at all (bench:paths 2026-12-01).
-  cell('S4+S2', 'same-lan', { todo: 'needs the client to relay a listed peer that shares our public address and runs no client (no LAN report comes)' }),
+  cell('S4+S2', 'same-lan'),
 ];
 const CELLS: readonly Cell[] =
   process.env.SNAKEBITE_LAB_MATRIX === 'full' ? STYLE_CASES.flatMap((style) => NAT_CASES.map((nat) => ({ style, nat }))) : REPRESENTATIVE;
