@@ -133,8 +133,9 @@ export interface PlanContext {
 }
 
 /** Whether a local peer counts as relayed: it routes nothing here, though the fang lists prefixes for it. */
-function isRelayed(local: PeerState, entry: PeerListEntry): boolean {
-  return local.allowedIps.length === 0 && entry.allowedIps.length > 0;
+function isRelayed(local: PeerState, entry: PeerListEntry, ctx: PlanContext): boolean {
+  // A peer of the user's we relay is relayed whatever the fang lists for it now: its own allowed IPs must come back.
+  return local.allowedIps.length === 0 && (entry.allowedIps.length > 0 || (ctx.observations.changed?.has(local.publicKey) ?? false));
 }
 
 /**
@@ -166,7 +167,7 @@ export function decide(entry: PeerListEntry, local: PeerState | undefined, ctx: 
   // one the user configured that way is the user's (undefined addedByUs: every peer counts as ours).
   const relayedByUs = relayedSince?.has(publicKey) || addedByUs === undefined || addedByUs.has(publicKey);
   if (local.allowedIps.length === 0 && !relayedByUs) return { kind: 'keep', publicKey, why: { code: 'routes-nothing' } };
-  const relayed = isRelayed(local, entry);
+  const relayed = isRelayed(local, entry, ctx);
   const relayStart = relayedSince?.get(publicKey) ?? nowSeconds - (policy.relayAfterSeconds ?? 0);
   // Handshakes have one-second resolution: one in the very second the relay began counts.
   const directSinceRelay = relayed && local.latestHandshake > 0 && local.latestHandshake >= relayStart;

@@ -1315,6 +1315,13 @@ describe('planPeerChanges: relaying peers the user configured (S2, S3)', () => {
     assert.deepEqual(plan.changes.map((c) => [c.kind, c.allowedIps?.map(formatPrefix)]), [['direct-again', ['10.10.10.3/32', '10.10.10.33/32']]]);
   });
 
+  test('S2: a relayed peer of the user\'s that the fang now lists without allowed IPs still gets its own back at a direct handshake', () => {
+    const relayed = baseDevice([], { allowedIps: [], latestHandshake: NOW_SECONDS - 1 });
+    const changed = new Map([[OLD, { allowedIps: [prefix('10.10.10.3/32')], viaFang: false }]]);
+    const plan = planPeerChanges(relayed, list([listEntry(OLD, '198.51.100.3:51820', [])]), RELAYING, NOW, { ...USERS, changed, relayedSince: new Map([[OLD, NOW_SECONDS - 20]]) });
+    assert.deepEqual(plan.changes.map((c) => [c.kind, c.allowedIps?.map(formatPrefix)]), [['direct-again', ['10.10.10.3/32']]]);
+  });
+
   test('a flowing user peer is never relayed nor touched', () => {
     const plan = planPeerChanges(baseDevice([], { latestHandshake: NOW_SECONDS - 3 }), list([listEntry(OLD, '198.51.100.3:51820', ['10.10.10.3/32'])]), RELAYING, NOW, trying(NOW_SECONDS - 100));
     assert.deepEqual(plan.changes, []);
