@@ -193,9 +193,18 @@ export async function runClientDaemon(deps: SyncDeps, options: DaemonOptions): P
             ? [{ publicKey: d.publicKey, since: now, allowedIps: d.allowedIps, viaFang: d.viaFang }]
             : [],
       );
+      writtenAhead = relaying;
       if (relaying.length > 0) publish(undefined, relaying);
     };
-    const result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra }, readAlready, { ...(options.dryRun ? {} : { beforeApply }), explained });
+    let writtenAhead: ChangedRecord[] = [];
+    let result: SyncResult;
+    try {
+      result = await reconcile(deps, options, list, { ...tracker.observations(), ...extra }, readAlready, { ...(options.dryRun ? {} : { beforeApply }), explained });
+    } catch (error) {
+      // Part of the batch may have been applied: keep the originals until a read shows where each peer is.
+      tracker.applyFailed(writtenAhead);
+      throw error;
+    }
     if (!saidNothingManaged) saidNothingManaged = sayIfNothingManaged(result, list);
     // A dry run applies nothing, so it must not remember anything as done.
     if (!options.dryRun) tracker.record(result.device, result.plan, list.fang.publicKey, nowSeconds());

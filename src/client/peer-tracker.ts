@@ -95,6 +95,15 @@ export class PeerTracker {
   }
 
   /**
+   * An apply failed after the originals of these peers were written ahead:
+   * some of its changes may have taken effect. The next read settles it, as
+   * after a restart: a peer that routes nothing is relayed with these originals.
+   */
+  applyFailed(writtenAhead: Iterable<ChangedRecord>): void {
+    for (const c of writtenAhead) this.pendingChanged.set(c.publicKey, c);
+  }
+
+  /**
    * Forgets everything: the interface was re-created (wg-quick down/up), so
    * every peer on it now is the user's, and nothing this client changed on
    * the old one is left to undo.
@@ -171,9 +180,14 @@ export class PeerTracker {
     for (const peer of peers) {
       let before = this.records.get(peer.publicKey);
       const pending = this.pendingChanged.get(peer.publicKey);
-      // Relayed by an earlier run and still routing nothing: go on where it left off.
-      if (!before && pending && peer.allowedIps.length === 0) {
-        before = { origin: 'users', traffic: nextTraffic(undefined, peer, nowSeconds), link: { kind: 'relayed', since: pending.since, punches: 0, lastPunch: nowSeconds }, original: { allowedIps: pending.allowedIps, viaFang: pending.viaFang } };
+      // Relayed by an earlier run (or by an apply that failed half-way) and still routing nothing: go on where it left off.
+      if (pending && peer.allowedIps.length === 0 && !before?.original) {
+        before = {
+          origin: before?.origin ?? 'users',
+          traffic: before?.traffic ?? nextTraffic(undefined, peer, nowSeconds),
+          link: { kind: 'relayed', since: pending.since, punches: 0, lastPunch: nowSeconds },
+          original: { allowedIps: pending.allowedIps, viaFang: pending.viaFang },
+        };
       }
       // Routing again though we relay it: the user (or wg-quick up) restored it; nothing left to undo.
       if (before?.original && peer.allowedIps.length > 0) {

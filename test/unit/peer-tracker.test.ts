@@ -338,6 +338,24 @@ describe("PeerTracker: the user's peers it relays (originals kept for the state 
     assert.equal(tracker.get(A)?.link.kind, 'direct');
   });
 
+  test('an apply that failed half-way: a known peer left routing nothing is relayed with the originals written ahead', () => {
+    const tracker = new PeerTracker();
+    tracker.record(before(routed(A, { latestHandshake: 0 })), plan(), FANG, T);
+    tracker.applyFailed([{ publicKey: A, since: T + 1, allowedIps: [prefix('10.10.10.10/32')], viaFang: false }]);
+    assert.deepEqual(original(tracker), [{ key: A, since: T + 1, allowedIps: ['32'], viaFang: false }], 'kept for the state file meanwhile');
+    tracker.record(before(relayedPeer(A)), plan(), FANG, T + 2);
+    assert.deepEqual(original(tracker), [{ key: A, since: T + 1, allowedIps: ['32'], viaFang: false }]);
+    assert.equal(tracker.get(A)?.link.kind, 'relayed');
+  });
+
+  test('an apply that failed before the peer changed: nothing to undo', () => {
+    const tracker = new PeerTracker();
+    tracker.record(before(routed(A, { latestHandshake: 0 })), plan(), FANG, T);
+    tracker.applyFailed([{ publicKey: A, since: T + 1, allowedIps: [prefix('10.10.10.10/32')], viaFang: false }]);
+    tracker.record(before(routed(A, { latestHandshake: 0 })), plan(), FANG, T + 2);
+    assert.deepEqual(original(tracker), []);
+  });
+
   test('after a restart: a peer gone from the interface is forgotten', () => {
     const tracker = new PeerTracker([], [{ publicKey: A, since: T - 100, allowedIps: [prefix('10.10.10.10/32')], viaFang: true }]);
     tracker.record(before(), plan(), FANG, T);
