@@ -23,9 +23,9 @@ const server = createServer((_request, response) => {
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     let sent = 0;
     const pump = () => {
-      // 64 MiB at most: bounded even if the client never hangs up.
-      while (sent < 1024 && response.write(chunk)) sent++;
-      if (sent < 1024) response.once('drain', pump);
+      // 75 MiB at most (past the client's 64 MiB limit): bounded even if the client never hangs up.
+      while (sent < 1200 && response.write(chunk)) sent++;
+      if (sent < 1200) response.once('drain', pump);
       else response.end();
     };
     pump();
