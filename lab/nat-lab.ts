@@ -380,26 +380,42 @@ export class NatLab {
     return this.peers().filter((h) => h.style !== 'no-client');
   }
 
-  /** Sets (or changes) the NAT behaviour of a router: its MASQUERADE rule and a home router's WAN filter. */
+  /**
+   * Sets (or changes) the NAT behaviour of a router: its SNAT rule and a home
+   * router's WAN filter, in one iptables-restore, so that no packet ever
+   * leaves un-NATed while the rules change (a real router never leaks its LAN
+   * addresses; a flush-then-add left a window where F saw a peer's LAN address).
+   */
   async configureNat(router: LabRouter): Promise<void> {
-    const ipt = (...args: string[]) => this.inNs(router.ns, ['iptables', '-w', '5', ...args]);
-    await ipt('-t', 'nat', '-F', 'POSTROUTING');
-    await ipt('-F', 'INPUT');
-    await ipt('-F', 'FORWARD');
-    // SNAT to the router's current public address; --random-fully gives every
-    // destination its own random port (symmetric), without it the source port is
-    // kept for every destination (endpoint-independent mapping, like MASQUERADE).
-    await ipt('-t', 'nat', '-A', 'POSTROUTING', '-o', router.wan, '-j', 'SNAT', '--to-source', router.publicAddress, ...(router.nat === 'symmetric' ? ['--random-fully'] : []));
-    // Unsolicited packets from the WAN are dropped before conntrack confirms them,
-    // as on a home router; otherwise they would occupy the tuple a punch needs.
-    await ipt('-t', 'nat', '-F', 'PREROUTING');
-    if (router.nat === 'forwarded') {
-      const lan = router.name === 'natA' ? '192.168.1.2' : '192.168.2.2';
-      await ipt('-t', 'nat', '-A', 'PREROUTING', '-i', router.wan, '-p', 'udp', '--dport', String(WG_PORT), '-j', 'DNAT', '--to-destination', `${lan}:${WG_PORT}`);
-      await ipt('-A', 'FORWARD', '-i', router.wan, '-p', 'udp', '-d', lan, '--dport', String(WG_PORT), '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'ACCEPT');
-    }
-    await ipt('-A', 'INPUT', '-i', router.wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
-    await ipt('-A', 'FORWARD', '-i', router.wan, '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP');
+    const lan = router.name === 'natA' ? '192.168.1.2' : '192.168.2.2';
+    const forwarded = router.nat === 'forwarded';
+    const rules = [
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      ':INPUT ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      ':POSTROUTING ACCEPT [0:0]',
+      // SNAT to the router's current public address; --random-fully gives every
+      // destination its own random port (symmetric), without it the source port is
+      // kept for every destination (endpoint-independent mapping, like MASQUERADE).
+      `-A POSTROUTING -o ${router.wan} -j SNAT --to-source ${router.publicAddress}${router.nat === 'symmetric' ? ' --random-fully' : ''}`,
+      ...(forwarded ? [`-A PREROUTING -i ${router.wan} -p udp --dport ${WG_PORT} -j DNAT --to-destination ${lan}:${WG_PORT}`] : []),
+      'COMMIT',
+      '*filter',
+      ':INPUT ACCEPT [0:0]',
+      ':FORWARD ACCEPT [0:0]',
+      ':OUTPUT ACCEPT [0:0]',
+      ...(forwarded ? [`-A FORWARD -i ${router.wan} -p udp -d ${lan} --dport ${WG_PORT} -m conntrack --ctstate DNAT -j ACCEPT`] : []),
+      // Unsolicited packets from the WAN are dropped before conntrack confirms them,
+      // as on a home router; otherwise they would occupy the tuple a punch needs.
+      `-A INPUT -i ${router.wan} -m conntrack --ctstate NEW -j DROP`,
+      `-A FORWARD -i ${router.wan} -m conntrack --ctstate NEW -j DROP`,
+      'COMMIT',
+      '',
+    ].join('\n');
+    const file = join(this.keyDir, `${router.name}.rules`);
+    writeFileSync(file, rules, { mode: 0o600 });
+    await this.inNs(router.ns, ['iptables-restore', '-w', '5', file]);
   }
 
   /**
