@@ -50,8 +50,13 @@ const CELLS: readonly Cell[] =
  * port connects either at once or at WireGuard's 5 s retry, when its first
  * handshake races ahead of the other side's punch (measured 0.15 s or 5 s).
  */
-function connectBound(nat: NatCase, promised: LabPath): number {
+function connectBound(nat: NatCase, promised: LabPath, style: StyleCase): number {
   if (nat.natA === 'symmetric' || nat.natB === 'symmetric') return 8_000;
+  // Listed peers are re-created at the start: when the other side's first handshake lands
+  // during the re-create, the pair goes direct at the first repunch, after WireGuard's
+  // 5 s REKEY_TIMEOUT (a known race, docs/listed-peers.md; the bench's medians are 0.4 s).
+  const styles = typeof style.style === 'string' ? [style.style] : Object.values(style.style);
+  if (styles.some((s) => s === 'listed' || s === 'fang-only')) return 8_000;
   return promised === 'lan' ? BOUND.lanMs : BOUND.directMs;
 }
 
@@ -65,7 +70,7 @@ for (const { style, nat, postUp, presharedKeys, todo } of CELLS) {
       for (const r of results) {
         assert.notEqual(r.firstReplyMs, null, `${r.pair}: no ping reply within ${BOUND.trafficMs} ms of the clients running`);
         if (r.promised !== 'relayed') {
-          assert.ok(r.connectMs !== null && r.connectMs <= connectBound(nat, r.promised), `${r.pair}: ${r.promised} path both ways after ${r.connectMs} ms, bound ${connectBound(nat, r.promised)} ms`);
+          assert.ok(r.connectMs !== null && r.connectMs <= connectBound(nat, r.promised, style), `${r.pair}: ${r.promised} path both ways after ${r.connectMs} ms, bound ${connectBound(nat, r.promised, style)} ms`);
         }
         assert.deepEqual(r.settled, { there: r.promised, back: r.promised }, `${r.pair}: the path once settled`);
         assert.ok(r.settledReplies >= 4, `${r.pair}: ${r.settledReplies} of 5 pings answered once settled`);
